@@ -392,7 +392,7 @@ def _contact(lines: list[bytes], from_text: bool) -> Contact:
                 VCardProperty(name=p.name, params=p.params, value=p.binary, group=p.group)
             )
             continue
-        text = p.text or ""
+        text = (p.text or "").replace("\r\n", "\n").replace("\r", "\n")
         # 2.1: only compound values use backslash escapes (vCard 2.1 section 2.1.3).
         plain = _unescape(text, v30) if v30 else text
         if p.name in _SINGLE:
@@ -513,7 +513,12 @@ class _Writer:
     def params(self, params: list[tuple[str, str]]) -> str:
         out = []
         if self.v30:
+            types = [v for k, v in params if k == "TYPE" and not any(ch in v for ch in ':;,"')]
+            if types:
+                out.append("TYPE=" + ",".join(types))
             for k, v in params:
+                if k == "TYPE" and v in types:
+                    continue
                 quoted = f'"{v}"' if any(ch in v for ch in ":;,") else v
                 out.append(f"{k}={quoted}")
         else:
