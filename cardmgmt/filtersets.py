@@ -1,0 +1,84 @@
+"""One FilterSet per list: the same class filters the UI table and the API list."""
+
+from __future__ import annotations
+
+import django_filters
+from django.db.models import Q, QuerySet
+
+from cardmgmt.choices import CardStatus, ImportKind, ImportStatus, SubscriberStatus
+from cardmgmt.models import Card, CardProfile, ImportJob, Segment, Subscriber
+from portal.widgets import BootstrapForm
+
+SEARCH_LIMIT = 1000
+
+
+def subscriber_search(queryset: QuerySet, value: str) -> QuerySet:
+    """MSISDN, ICCID or IMSI by prefix, each through its own index."""
+    value = value.strip().replace(" ", "")
+    if not value:
+        return queryset
+    msisdn = value if value.startswith("+") else "+" + value.lstrip("0")
+    cards = Card.objects.filter(Q(iccid__startswith=value) | Q(imsi__startswith=value))
+    card_ids = list(cards.values_list("pk", flat=True)[:SEARCH_LIMIT])
+    return queryset.filter(Q(msisdn__startswith=msisdn) | Q(card_id__in=card_ids))
+
+
+class SubscriberFilterSet(django_filters.FilterSet):
+    q = django_filters.CharFilter(method="search", label="MSISDN, ICCID or IMSI")
+    status = django_filters.MultipleChoiceFilter(choices=SubscriberStatus.choices)
+    segment = django_filters.ModelMultipleChoiceFilter(
+        field_name="segments__name", to_field_name="name", queryset=Segment.objects.all(),
+        label="Segment",
+    )
+    profile = django_filters.ModelChoiceFilter(
+        field_name="card__profile", queryset=CardProfile.objects.all(), label="Card profile"
+    )
+    has_card = django_filters.BooleanFilter(field_name="card", lookup_expr="isnull", exclude=True)
+
+    class Meta:
+        model = Subscriber
+        form = BootstrapForm
+        fields = ["q", "status", "segment", "profile", "has_card"]
+
+    def search(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        return subscriber_search(queryset, value)
+
+
+class CardFilterSet(django_filters.FilterSet):
+    q = django_filters.CharFilter(method="search", label="ICCID or IMSI")
+    status = django_filters.MultipleChoiceFilter(choices=CardStatus.choices)
+    profile = django_filters.ModelChoiceFilter(queryset=CardProfile.objects.all())
+    assigned = django_filters.BooleanFilter(
+        field_name="subscriber", lookup_expr="isnull", exclude=True
+    )
+
+    class Meta:
+        model = Card
+        form = BootstrapForm
+        fields = ["q", "status", "profile", "assigned"]
+
+    def search(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        value = value.strip()
+        return queryset.filter(Q(iccid__startswith=value) | Q(imsi__startswith=value))
+
+
+class CardProfileFilterSet(django_filters.FilterSet):
+    q = django_filters.CharFilter(method="search", label="Name or vendor")
+
+    class Meta:
+        model = CardProfile
+        form = BootstrapForm
+        fields = ["q", "vendor"]
+
+    def search(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        return queryset.filter(Q(name__icontains=value) | Q(vendor__icontains=value))
+
+
+class ImportJobFilterSet(django_filters.FilterSet):
+    kind = django_filters.ChoiceFilter(choices=ImportKind.choices)
+    status = django_filters.MultipleChoiceFilter(choices=ImportStatus.choices)
+
+    class Meta:
+        model = ImportJob
+        form = BootstrapForm
+        fields = ["kind", "status"]

@@ -1,0 +1,260 @@
+"""Reading and validating CSV imports (card manufacturer output files, subscriber lists).
+
+Nothing here writes to the database: the services validate a whole file with these
+readers first, then write it. The column layouts are documented in docs/imports.md.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import IO
+
+from cardmgmt.choices import KeyAlgorithm, SubscriberStatus
+from cardmgmt.validators import check_iccid, check_imsi, check_key, check_msisdn
+from portal.crypto import fingerprint
+
+MAX_COLUMNS = 128
+MAX_FIELD = 512
+_KEY_COLUMN = re.compile(r"^(ALG|KIC|KID|KIK)([0-9]{1,2})$")
+_SEGMENT = re.compile(r"^[-a-zA-Z0-9_]{1,50}$")
+
+
+class CsvFileError(Exception):
+    """The file as a whole cannot be read: empty, not UTF-8, wrong columns."""
+
+    def __init__(self, message: str, line: int = 0) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+@dataclass(frozen=True)
+class RowError:
+    line: int
+    column: str
+    message: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {"line": self.line, "column": self.column, "message": self.message}
+
+    def __str__(self) -> str:
+        where = f"line {self.line}" + (f", column {self.column}" if self.column else "")
+        return f"{where}: {self.message}"
+
+
+@dataclass
+class KeySetRow:
+    kvn: int
+    algorithm: str
+    kic: bytes
+    kid: bytes
+    kik: bytes | None
+
+
+@dataclass
+class CardRow:
+    line: int
+    iccid: str
+    imsi: str
+    profile_id: int
+    keysets: list[KeySetRow]
+    digest: str
+
+
+@dataclass
+class SubscriberRow:
+    line: int
+    msisdn: str
+    status: str
+    segments: list[str]
+    iccid: str
+    digest: str
+
+
+@dataclass
+class ParsedRows:
+    """What a reader yields: valid rows, or the errors of the bad ones."""
+
+    rows: list = field(default_factory=list)
+    errors: list[RowError] = field(default_factory=list)
+
+
+def iter_csv(stream: IO[bytes]) -> Iterator[tuple[int, list[str]]]:
+    """(line number, fields) for each record, the header being line 1.
+
+    Decodes strictly as UTF-8 (a BOM is allowed) and reports the line of the first bad byte.
+    """
+    text = codecs.getreader("utf-8-sig")(stream, errors="strict")
+    reader = csv.reader(text, strict=True)
+    line = 0
+    try:
+        for record in reader:
+            line = reader.line_num
+            if not any(f.strip() for f in record):
+                continue  # blank lines are allowed anywhere
+            if len(record) > MAX_COLUMNS or any(len(f) > MAX_FIELD for f in record):
+                raise CsvFileError("record is too wide (too many or too long fields)", line)
+            yield line, record
+    except UnicodeDecodeError:
+        raise CsvFileError("file is not UTF-8 text", line + 1) from None
+    except csv.Error as exc:
+        raise CsvFileError(f"CSV syntax error: {exc}", reader.line_num) from None
+
+
+class CardFileReader:
+    """Card manufacturer output files: ICCID, IMSI, PROFILE, then per KVN n:
+    ALGn, KICn, KIDn and optionally KIKn."""
+
+    required = ("ICCID", "IMSI", "PROFILE")
+
+    def __init__(self, profiles: dict[str, tuple[int, list[str]]]) -> None:
+        # name -> (id, supported algorithms)
+        self.profiles = profiles
+        self.index: dict[str, int] = {}
+        self.kvns: list[int] = []
+
+    def read_header(self, record: list[str]) -> None:
+        names = [c.strip().upper() for c in record]
+        if len(set(names)) != len(names):
+            raise CsvFileError("header names a column twice", 1)
+        unknown = [n for n in names if n not in self.required and not _KEY_COLUMN.match(n)]
+        missing = [n for n in self.required if n not in names]
+        kvns = sorted({int(m.group(2)) for n in names if (m := _KEY_COLUMN.match(n))})
+        problems = []
+        if missing:
+            problems.append(f"missing columns {', '.join(missing)}")
+        if unknown:
+            problems.append(f"unknown columns {', '.join(unknown)}")
+        if not kvns:
+            problems.append("no key set columns (ALG1, KIC1, KID1[, KIK1])")
+        for kvn in kvns:
+            if not 1 <= kvn <= 15:
+                problems.append(f"KVN {kvn} is outside 1-15")
+            lacking = [f"{c}{kvn}" for c in ("ALG", "KIC", "KID") if f"{c}{kvn}" not in names]
+            if lacking:
+                problems.append(f"key set {kvn} lacks {', '.join(lacking)}")
+        if problems:
+            raise CsvFileError(
+                "wrong columns: " + "; ".join(problems)
+                + ". Expected: ICCID,IMSI,PROFILE,ALG1,KIC1,KID1,KIK1[,ALG2,...]",
+                1,
+            )
+        self.index = {n: i for i, n in enumerate(names)}
+        self.kvns = kvns
+
+    def parse(self, line: int, record: list[str]) -> CardRow | list[RowError]:
+        if len(record) != len(self.index):
+            return [RowError(line, "", f"expected {len(self.index)} fields, got {len(record)}")]
+        errors: list[RowError] = []
+        get = self.index.__getitem__
+
+        def check(column: str, fn, *args):  # type: ignore[no-untyped-def]
+            try:
+                return fn(record[get(column)], *args)
+            except ValueError as exc:
+                errors.append(RowError(line, column, str(exc)))
+                return None
+
+        iccid = check("ICCID", check_iccid)
+        imsi = check("IMSI", check_imsi)
+        profile_name = record[get("PROFILE")].strip()
+        profile = self.profiles.get(profile_name)
+        if profile is None:
+            errors.append(RowError(line, "PROFILE", f"unknown card profile {profile_name!r}"))
+        keysets: list[KeySetRow] = []
+        digest_parts = [iccid or "", imsi or "", profile_name]
+        for kvn in self.kvns:
+            algorithm = record[get(f"ALG{kvn}")].strip().lower()
+            kic_text = record[get(f"KIC{kvn}")]
+            if not algorithm and not kic_text.strip() and not record[get(f"KID{kvn}")].strip():
+                continue  # this card has no key set with that KVN
+            if algorithm not in KeyAlgorithm.values:
+                errors.append(RowError(line, f"ALG{kvn}", f"unknown key algorithm {algorithm!r}; "
+                                       f"one of {', '.join(KeyAlgorithm.values)}"))
+                continue
+            if profile is not None and profile[1] and algorithm not in profile[1]:
+                errors.append(RowError(line, f"ALG{kvn}",
+                                       f"card profile {profile_name!r} does not support {algorithm}"))
+            kic = check(f"KIC{kvn}", check_key, algorithm)
+            kid = check(f"KID{kvn}", check_key, algorithm)
+            kik = None
+            if f"KIK{kvn}" in self.index and record[get(f"KIK{kvn}")].strip():
+                kik = check(f"KIK{kvn}", check_key, algorithm)
+            if kic is not None and kid is not None:
+                keysets.append(KeySetRow(kvn, algorithm, kic, kid, kik))
+                digest_parts.append(f"{kvn}:{algorithm}:{kic.hex()}:{kid.hex()}:{(kik or b'').hex()}")
+        if not keysets and not errors:
+            errors.append(RowError(line, "", "the card has no key set"))
+        if errors:
+            return errors
+        return CardRow(
+            line=line,
+            iccid=iccid,
+            imsi=imsi,
+            profile_id=profile[0],
+            keysets=keysets,
+            digest=fingerprint("|".join(digest_parts).encode()),
+        )
+
+
+class SubscriberFileReader:
+    """Subscriber lists: MSISDN, and optionally STATUS, SEGMENTS (separated by ';'), ICCID."""
+
+    required = ("MSISDN",)
+    optional = ("STATUS", "SEGMENTS", "ICCID")
+
+    def __init__(self) -> None:
+        self.index: dict[str, int] = {}
+
+    def read_header(self, record: list[str]) -> None:
+        names = [c.strip().upper() for c in record]
+        if len(set(names)) != len(names):
+            raise CsvFileError("header names a column twice", 1)
+        unknown = [n for n in names if n not in self.required + self.optional]
+        missing = [n for n in self.required if n not in names]
+        if unknown or missing:
+            parts = []
+            if missing:
+                parts.append(f"missing columns {', '.join(missing)}")
+            if unknown:
+                parts.append(f"unknown columns {', '.join(unknown)}")
+            raise CsvFileError(
+                "wrong columns: " + "; ".join(parts) + ". Expected: MSISDN[,STATUS,SEGMENTS,ICCID]", 1
+            )
+        self.index = {n: i for i, n in enumerate(names)}
+
+    def _field(self, record: list[str], name: str) -> str:
+        i = self.index.get(name)
+        return record[i].strip() if i is not None else ""
+
+    def parse(self, line: int, record: list[str]) -> SubscriberRow | list[RowError]:
+        if len(record) != len(self.index):
+            return [RowError(line, "", f"expected {len(self.index)} fields, got {len(record)}")]
+        errors: list[RowError] = []
+        msisdn = ""
+        try:
+            msisdn = check_msisdn(self._field(record, "MSISDN"))
+        except ValueError as exc:
+            errors.append(RowError(line, "MSISDN", str(exc)))
+        status = self._field(record, "STATUS").lower() or SubscriberStatus.ACTIVE
+        if status not in SubscriberStatus.values:
+            errors.append(RowError(line, "STATUS", f"unknown status {status!r}; one of "
+                                   f"{', '.join(SubscriberStatus.values)}"))
+        segments = sorted({s.strip() for s in self._field(record, "SEGMENTS").split(";") if s.strip()})
+        bad = [s for s in segments if not _SEGMENT.match(s)]
+        if bad:
+            errors.append(RowError(line, "SEGMENTS", f"bad segment label {bad[0]!r}: letters, "
+                                   "digits, - and _ only"))
+        iccid = self._field(record, "ICCID")
+        if iccid:
+            try:
+                iccid = check_iccid(iccid)
+            except ValueError as exc:
+                errors.append(RowError(line, "ICCID", str(exc)))
+        if errors:
+            return errors
+        digest = fingerprint(f"{msisdn}|{status}|{';'.join(segments)}|{iccid}".encode())
+        return SubscriberRow(line, msisdn, status, segments, iccid, digest)

@@ -1,0 +1,76 @@
+"""Secrets at rest: AES-GCM under a versioned master key from the environment.
+
+A sealed value is `b"v" + version (2 bytes) + nonce (12) + ciphertext+tag`. The version says
+which master key sealed it, so keys can be rotated: add the new key to MASTER_KEYS, make it
+current with MASTER_KEY_VERSION, then run `manage.py reseal_secrets`.
+The `purpose` is bound as associated data, so a sealed KIc cannot be replayed as a KID.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import struct
+from functools import lru_cache
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from django.conf import settings
+
+_MAGIC = b"v"
+_HEADER = struct.Struct(">cH")
+
+
+class SealError(Exception):
+    """A sealed value could not be opened: wrong master key, unknown version or tampering."""
+
+
+@lru_cache(maxsize=16)
+def _aead(version: int) -> AESGCM:
+    try:
+        return AESGCM(settings.MASTER_KEYS[version])
+    except KeyError:
+        raise SealError(f"master key version {version} is not configured") from None
+
+
+def seal(plaintext: bytes, purpose: str, *, version: int | None = None) -> bytes:
+    version = settings.MASTER_KEY_VERSION if version is None else version
+    nonce = os.urandom(12)
+    return _HEADER.pack(_MAGIC, version) + nonce + _aead(version).encrypt(
+        nonce, plaintext, purpose.encode()
+    )
+
+
+def sealed_version(sealed: bytes) -> int:
+    if len(sealed) < _HEADER.size + 12 + 16 or sealed[:1] != _MAGIC:
+        raise SealError("not a sealed value")
+    return _HEADER.unpack_from(sealed)[1]
+
+
+def unseal(sealed: bytes, purpose: str) -> bytes:
+    version = sealed_version(bytes(sealed))
+    body = bytes(sealed[_HEADER.size :])
+    try:
+        return _aead(version).decrypt(body[:12], body[12:], purpose.encode())
+    except InvalidTag:
+        raise SealError("sealed value does not open: wrong master key or tampered") from None
+
+
+def reseal(sealed: bytes, purpose: str) -> bytes | None:
+    """The value sealed under the current master key, or None when it already is."""
+    if sealed_version(bytes(sealed)) == settings.MASTER_KEY_VERSION:
+        return None
+    return seal(unseal(sealed, purpose), purpose)
+
+
+@lru_cache(maxsize=1)
+def _fingerprint_key() -> bytes:
+    # Derived from the first master key so it survives rotation (fingerprints stay comparable).
+    first = settings.MASTER_KEYS[min(settings.MASTER_KEYS)]
+    return hmac.new(first, b"portal fingerprint v1", hashlib.sha256).digest()
+
+
+def fingerprint(data: bytes) -> str:
+    """A keyed digest that tells whether two secrets are equal without revealing them."""
+    return hmac.new(_fingerprint_key(), data, hashlib.sha256).hexdigest()
