@@ -585,8 +585,9 @@ class SmscSimulator:
                     async for message in result:
                         self._queue_mos(account, (message,))
                 except Exception:
-                    log.exception("router failed while producing MO messages for %s",
-                                  record.destination_addr)  # fmt: skip
+                    log.exception(
+                        "router failed while producing MO messages for %s", record.destination_addr
+                    )
         finally:
             self._routing -= 1
 
@@ -602,12 +603,20 @@ class SmscSimulator:
         self.stats.undeliverable += 1
         if isinstance(exc, Undeliverable):
             err = exc.err
-            log.info("message %s to %s undeliverable: %s", record.message_id,
-                     record.destination_addr, exc)  # fmt: skip
+            log.info(
+                "message %s to %s undeliverable: %s",
+                record.message_id,
+                record.destination_addr,
+                exc,
+            )
         else:
             err = 999
-            log.error("router failed on message %s to %s", record.message_id,
-                      record.destination_addr, exc_info=exc)  # fmt: skip
+            log.error(
+                "router failed on message %s to %s",
+                record.message_id,
+                record.destination_addr,
+                exc_info=exc,
+            )
         if record.registered_delivery & 0x03 in (1, 2):
             self._queue_receipt(account, record, MessageState.UNDELIVERABLE, err=err)
 
@@ -721,8 +730,9 @@ class SmscSimulator:
             slots.release()
         if outbound.attempts >= _MAX_DELIVERY_ATTEMPTS:
             self.stats.rejected_deliveries += 1
-            log.warning("giving up deliver_sm to %r after %d attempts", account.system_id,
-                        outbound.attempts)  # fmt: skip
+            log.warning(
+                "giving up deliver_sm to %r after %d attempts", account.system_id, outbound.attempts
+            )
             return
         if retry_after:
             await asyncio.sleep(retry_after)

@@ -205,16 +205,23 @@ class SmppClient:
             session.abort()
             self.stats.bind_failures += 1
             if isinstance(exc, SmppBindError):
-                log.error("SMSC %s:%s refused bind as %r: %s", self.host, self.port,
-                          self.system_id, exc)  # fmt: skip
+                log.error(
+                    "SMSC %s:%s refused bind as %r: %s", self.host, self.port, self.system_id, exc
+                )
             raise
         self.smsc_system_id = getattr(response, "system_id", "")
         self._session = session
         self._lost.clear()
         self._bound.set()
         self.stats.binds += 1
-        log.info("bound to SMSC %s:%s (%s) as %s %r", self.host, self.port,
-                 self.smsc_system_id, self.bind_type.name.lower(), self.system_id)  # fmt: skip
+        log.info(
+            "bound to SMSC %s:%s (%s) as %s %r",
+            self.host,
+            self.port,
+            self.smsc_system_id,
+            self.bind_type.name.lower(),
+            self.system_id,
+        )
         if self.enquire_link_interval > 0:
             self._keepalive = asyncio.create_task(self._keepalive_loop(session))
 
@@ -229,8 +236,9 @@ class SmppClient:
             self._keepalive = None
         if not self._closing:
             self.stats.connection_losses += 1
-            log.warning("SMPP link to %s:%s lost%s", self.host, self.port,
-                        f": {exc}" if exc else "")  # fmt: skip
+            log.warning(
+                "SMPP link to %s:%s lost%s", self.host, self.port, f": {exc}" if exc else ""
+            )
 
     async def _keepalive_loop(self, session: _EsmeSession) -> None:
         """enquire_link every `enquire_link_interval` s; no answer means the link is dead."""
@@ -244,8 +252,9 @@ class SmppClient:
                     )
                     self.stats.enquire_links += 1
                 except SmppTimeoutError:
-                    log.warning("no enquire_link_resp from %s:%s; dropping the link",
-                                self.host, self.port)  # fmt: skip
+                    log.warning(
+                        "no enquire_link_resp from %s:%s; dropping the link", self.host, self.port
+                    )
                     session.abort()
                     return
                 except SmppError:
@@ -273,8 +282,13 @@ class SmppClient:
                 except SmppError as exc:
                     delay = self._backoff(attempt)
                     attempt += 1
-                    log.warning("SMPP connect to %s:%s failed (%s); retrying in %.1f s",
-                                self.host, self.port, exc, delay)  # fmt: skip
+                    log.warning(
+                        "SMPP connect to %s:%s failed (%s); retrying in %.1f s",
+                        self.host,
+                        self.port,
+                        exc,
+                        delay,
+                    )
                     await self._sleep_unless_closed(delay)
                     continue
                 attempt = 0

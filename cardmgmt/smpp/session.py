@@ -122,8 +122,9 @@ class SmppSession(asyncio.Protocol):
                 entry = self._pending.pop(pdu.sequence_number, None)
                 if entry is None:
                     if pdu.command_id == CommandId.GENERIC_NACK:
-                        log.warning("generic_nack from %s: status 0x%08X", self.peer,
-                                    pdu.command_status)  # fmt: skip
+                        log.warning(
+                            "generic_nack from %s: status 0x%08X", self.peer, pdu.command_status
+                        )
                     continue  # late response to a request that timed out
                 future, timer = entry
                 timer.cancel()

@@ -1,0 +1,8 @@
+"""SMPP tests run without Django (`pytest tests/smpp -p no:django`): make the repo importable."""
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
