@@ -1,0 +1,334 @@
+"""Secured command packets: encode (server side) and decode as a card does (TS 102 225 5.1.1).
+
+Layout after the UDH (`02 70 00`, not covered by the checksum):
+
+    CPL(2) CHL(1) SPI(2) KIc(1) KID(1) TAR(3) | CNTR(5) PCNTR(1) RC/CC(0,2,4,8) data+padding
+                                               \\_______ enciphered when SPI1 b3 is set _______/
+
+CPL counts every octet after itself; CHL = 13 + checksum length. The checksum covers CPL to
+the end with its own field left out, padding included (TS 102 225 5.1.1, 3GPP TS 31.115 6.2).
+"""
+
+from __future__ import annotations
+
+import hmac
+import struct
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+
+from .crypto import (
+    algorithm_of,
+    cc_length,
+    cryptographic_checksum,
+    decrypt,
+    encrypt,
+    rc_algorithm_of,
+    redundancy_check,
+)
+from .errors import FormatError, OtaError, SecurityError, UnsupportedError
+from .spi import (
+    COUNTER_MAX,
+    CounterMode,
+    KeyAlgorithm,
+    PorStatus,
+    RcAlgorithm,
+    Security,
+    Spi,
+    key_index,
+    spi_meets_msl,
+)
+
+# CPL CHL SPI KIc KID TAR: the clear part of the command header (TS 102 225 5.1.1).
+_HEADER = struct.Struct(">HB2sBB3s")
+HEADER_LENGTH = _HEADER.size  # 10
+COMMAND_OVERHEAD = HEADER_LENGTH + 6  # plus CNTR and PCNTR: 16 octets before the checksum
+
+_AES = KeyAlgorithm.AES
+
+
+@dataclass(frozen=True)
+class KeySet:
+    """The SCP80 keys of one keyset (KVN): KIc for ciphering, KID for the checksum."""
+
+    kic_key: bytes
+    kid_key: bytes
+
+    def __repr__(self) -> str:  # never print key material
+        return f"KeySet(kic_key=<{len(self.kic_key)} octets>, kid_key=<{len(self.kid_key)} octets>)"
+
+
+@dataclass(frozen=True)
+class SecuredCommandPacket:
+    """A command packet before securing: what the server wants the card to run."""
+
+    spi: Spi
+    kic: int
+    kid: int
+    tar: bytes
+    cntr: int
+    data: bytes
+
+    def __post_init__(self) -> None:
+        if len(self.tar) != 3:
+            raise FormatError(f"TAR must be 3 octets, got {len(self.tar)}")
+        if not (0 <= self.kic <= 0xFF and 0 <= self.kid <= 0xFF):
+            raise FormatError(f"KIc/KID must be one octet each, got {self.kic}/{self.kid}")
+        if not 0 <= self.cntr <= COUNTER_MAX:
+            raise FormatError(f"CNTR {self.cntr} does not fit in 5 octets")
+
+
+def checksum_length(security: Security, kid: int, cmac_length: int = 8) -> int:
+    """Octets of RC/CC the SPI and KID call for (DS is refused)."""
+    if security is Security.NONE:
+        return 0
+    if security is Security.CC:
+        return cc_length(algorithm_of(kid), cmac_length)
+    if security is Security.RC:
+        return 2 if rc_algorithm_of(kid) is RcAlgorithm.CRC16 else 4
+    raise UnsupportedError(
+        "SPI asks for a digital signature (DS); this package implements RC and CC only"
+    )
+
+
+def _checksum(security: Security, kid: int, key: bytes, data: bytes, length: int) -> bytes:
+    if security is Security.CC:
+        return cryptographic_checksum(algorithm_of(kid), key, data, length)
+    return redundancy_check(rc_algorithm_of(kid), data)
+
+
+def padding_length(spi: Spi, kic: int, cc_len: int, data_len: int, fixed: int = 6) -> int:
+    """Zero octets appended so that CNTR‖PCNTR‖CC‖data is a whole number of cipher blocks.
+
+    `fixed` is 6 for a command (CNTR, PCNTR) and 7 for a PoR (plus the status).
+    """
+    if not spi.ciphering:
+        return 0
+    return -(fixed + cc_len + data_len) % algorithm_of(kic).block_size
+
+
+def command_packet_length(
+    spi: Spi, kic: int, kid: int, data_len: int, *, cmac_length: int = 8
+) -> int:
+    """Length (CPL included) of the secured packet for `data_len` octets of secured data."""
+    cc_len = checksum_length(spi.security, kid, cmac_length)
+    return COMMAND_OVERHEAD + cc_len + data_len + padding_length(spi, kic, cc_len, data_len)
+
+
+def encode_command(
+    packet: SecuredCommandPacket, kic_key: bytes, kid_key: bytes, *, cmac_length: int = 8
+) -> bytes:
+    """Secure a command packet: CPL to the end, ready for `sms.command_user_data` (5.1.1)."""
+    spi = packet.spi
+    security = spi.security
+    data = packet.data
+    kid = packet.kid
+    # Inline of checksum_length(): this is the hot path of every campaign.
+    if security is Security.CC:
+        alg = algorithm_of(kid)
+        cc_len = 8 if alg is not _AES else cc_length(alg, cmac_length)
+    elif security is Security.NONE:
+        cc_len = 0
+    else:
+        cc_len = checksum_length(security, kid, cmac_length)
+    if spi.ciphering:
+        cipher_alg = algorithm_of(packet.kic)
+        pad = -(6 + cc_len + len(data)) % (16 if cipher_alg is _AES else 8)
+        if pad:
+            data += bytes(pad)
+    else:
+        pad = 0
+    cpl = 14 + cc_len + len(data)
+    if cpl > 0xFFFF:
+        raise FormatError(f"secured packet of {cpl + 2} octets does not fit the 2-octet CPL")
+    header = _HEADER.pack(cpl, 13 + cc_len, spi.raw, packet.kic, kid, packet.tar)
+    counter = ((packet.cntr << 8) | pad).to_bytes(6, "big")  # CNTR(5) PCNTR(1)
+    if cc_len:
+        if security is Security.CC:
+            cc = cryptographic_checksum(alg, kid_key, header + counter + data, cc_len)
+        else:
+            cc = redundancy_check(rc_algorithm_of(kid), header + counter + data)
+        body = counter + cc + data
+    else:
+        body = counter + data
+    if spi.ciphering:
+        return header + encrypt(cipher_alg, kic_key, body)
+    return header + body
+
+
+@dataclass(frozen=True)
+class CommandHeader:
+    """The clear part of a received command packet."""
+
+    spi: Spi
+    kic: int
+    kid: int
+    tar: bytes
+    cc_length: int
+
+
+def parse_command_header(packet: bytes) -> CommandHeader:
+    """Check CPL/CHL against the packet's length and read SPI, KIc, KID, TAR (5.1.1)."""
+    if len(packet) < COMMAND_OVERHEAD:
+        raise FormatError(
+            f"command packet of {len(packet)} octets is shorter than the "
+            f"{COMMAND_OVERHEAD}-octet header"
+        )
+    cpl, chl, spi_raw, kic, kid, tar = _HEADER.unpack_from(packet)
+    if cpl != len(packet) - 2:
+        raise FormatError(f"CPL says {cpl} octets follow but {len(packet) - 2} do")
+    if chl < 13 or chl + 3 > len(packet):
+        raise FormatError(f"CHL {chl} is impossible (13 + checksum length, within the packet)")
+    return CommandHeader(Spi.from_bytes(spi_raw), kic, kid, tar, chl - 13)
+
+
+@dataclass(frozen=True)
+class CommandVerdict:
+    """What a card concludes from a received command packet (TS 102 225 5.1.1, 5.1.2)."""
+
+    status: PorStatus
+    reason: str
+    spi: Spi
+    kic: int
+    kid: int
+    tar: bytes
+    cntr: int | None  # None when the counter could not be read (deciphering failed)
+    data: bytes  # the secured data without padding; empty unless accepted
+    new_counter: int | None  # the counter the card keeps afterwards (None: no check done)
+    cc_length: int
+
+    @property
+    def accepted(self) -> bool:
+        return self.status is PorStatus.OK
+
+    @property
+    def por_wanted(self) -> bool:
+        """Whether SPI2 asks for a PoR in this outcome (always, or on error only)."""
+        por = self.spi.por
+        return por == 1 or (por == 2 and not self.accepted)
+
+    @property
+    def packet(self) -> SecuredCommandPacket:
+        if not self.accepted:
+            raise SecurityError(f"command refused: {self.status.description} ({self.reason})")
+        return SecuredCommandPacket(
+            self.spi, self.kic, self.kid, self.tar, self.cntr or 0, self.data
+        )
+
+
+KeyLookup = KeySet | Mapping[int, KeySet]
+TarSet = Collection[bytes] | Mapping[bytes, int | None]
+
+
+def _keyset(keys: KeyLookup, kvn: int) -> KeySet | None:
+    if isinstance(keys, KeySet):
+        return keys
+    return keys.get(kvn)
+
+
+def card_decode_command(
+    packet: bytes,
+    keys: KeyLookup,
+    *,
+    card_counter: int | None = None,
+    known_tars: TarSet | None = None,
+    cmac_lengths: Collection[int] = (4, 8),
+) -> CommandVerdict:
+    """Process a command packet the way a card does and say which PoR status it earns.
+
+    `keys` is one KeySet or a mapping KVN -> KeySet (KIc's and KID's b8-b5 pick the keyset).
+    `card_counter` is the card's stored counter for that keyset; None skips the counter check.
+    `known_tars` is the set of TARs the card knows, or a mapping TAR -> minimum SPI1 (MSL, or
+    None for no minimum); None accepts every TAR.
+
+    Order of checks: TAR (09), minimum security level (0A), checksum layout (06), deciphering
+    (05), RC/CC (01, before reading PCNTR so a wrong key always gives 01), padding (05),
+    counter (02, 03, 04). A packet whose own length fields are inconsistent raises FormatError:
+    a card cannot even tell where it is from.
+    """
+    head = parse_command_header(packet)
+    spi, kic, kid, tar, cc_len = head.spi, head.kic, head.kid, head.tar, head.cc_length
+
+    def refuse(status: PorStatus, reason: str, cntr: int | None = None) -> CommandVerdict:
+        return CommandVerdict(status, reason, spi, kic, kid, tar, cntr, b"", card_counter, cc_len)
+
+    if known_tars is not None:
+        if tar not in known_tars:
+            return refuse(PorStatus.TAR_UNKNOWN, f"no application with TAR {tar.hex().upper()}")
+        if isinstance(known_tars, Mapping):
+            msl = known_tars[tar]
+            if msl is not None and not spi_meets_msl(spi.raw[0], msl):
+                return refuse(
+                    PorStatus.INSUFFICIENT_SECURITY_LEVEL,
+                    f"SPI1 {spi.raw[0]:02X} is below the application's MSL {msl:02X}",
+                )
+    try:
+        expected = checksum_length(spi.security, kid, cc_len if cc_len in cmac_lengths else 8)
+        cipher_alg = algorithm_of(kic) if spi.ciphering else None
+    except OtaError as exc:
+        return refuse(PorStatus.UNIDENTIFIED_SECURITY_ERROR, str(exc))
+    if expected != cc_len:
+        return refuse(
+            PorStatus.UNIDENTIFIED_SECURITY_ERROR,
+            f"CHL gives a {cc_len}-octet checksum, SPI and KID call for {expected}",
+        )
+    kic_set = _keyset(keys, key_index(kic)) if spi.ciphering else None
+    kid_set = _keyset(keys, key_index(kid)) if spi.security is not Security.NONE else None
+    if (spi.ciphering and kic_set is None) or (spi.security is Security.CC and kid_set is None):
+        return refuse(PorStatus.UNIDENTIFIED_SECURITY_ERROR, "no keyset for the KVN in KIc/KID")
+
+    body = packet[HEADER_LENGTH:]
+    if cipher_alg is not None:
+        if len(body) % cipher_alg.block_size or len(body) < 6 + cc_len:
+            return refuse(
+                PorStatus.CIPHERING_ERROR,
+                f"{len(body)} enciphered octets are not whole {cipher_alg.block_size}-octet blocks",
+            )
+        try:
+            body = decrypt(cipher_alg, kic_set.kic_key, body)  # type: ignore[union-attr]
+        except OtaError as exc:
+            return refuse(PorStatus.UNIDENTIFIED_SECURITY_ERROR, str(exc))
+    elif len(body) < 6 + cc_len:
+        raise FormatError("command packet ends inside CNTR, PCNTR or the checksum")
+    cntr = int.from_bytes(body[:5], "big")
+    pcntr = body[5]
+    rest = body[6 + cc_len :]
+    if cc_len:
+        try:
+            mine = _checksum(
+                spi.security,
+                kid,
+                kid_set.kid_key if kid_set else b"",
+                packet[:HEADER_LENGTH] + body[:6] + rest,
+                cc_len,
+            )
+        except OtaError as exc:
+            return refuse(PorStatus.UNIDENTIFIED_SECURITY_ERROR, str(exc), cntr)
+        if not hmac.compare_digest(mine, body[6 : 6 + cc_len]):
+            return refuse(PorStatus.RC_CC_DS_FAILED, f"{spi.security.name} does not verify", cntr)
+    # Padding exists only for ciphering and is shorter than a block (TS 102 225 5.1.1).
+    if pcntr > len(rest) or pcntr >= (cipher_alg.block_size if cipher_alg else 1):
+        return refuse(
+            PorStatus.CIPHERING_ERROR if cipher_alg else PorStatus.UNIDENTIFIED_SECURITY_ERROR,
+            f"PCNTR {pcntr} is not a possible padding length",
+            cntr,
+        )
+    data = rest[: len(rest) - pcntr]
+    new_counter = card_counter
+    if card_counter is not None and spi.counter >= CounterMode.HIGHER:
+        if card_counter >= COUNTER_MAX:
+            return refuse(PorStatus.COUNTER_BLOCKED, "the card's counter reached its maximum", cntr)
+        if cntr <= card_counter:
+            return refuse(
+                PorStatus.COUNTER_LOW, f"CNTR {cntr} is not above the card's {card_counter}", cntr
+            )
+        if spi.counter is CounterMode.PLUS_ONE and cntr != card_counter + 1:
+            return refuse(
+                PorStatus.COUNTER_HIGH, f"CNTR {cntr} is not the card's {card_counter} + 1", cntr
+            )
+        new_counter = cntr
+    return CommandVerdict(PorStatus.OK, "", spi, kic, kid, tar, cntr, data, new_counter, cc_len)
+
+
+def decode_command(packet: bytes, kic_key: bytes, kid_key: bytes) -> SecuredCommandPacket:
+    """Verify and decipher a command packet (no counter or TAR policy); raise if it fails."""
+    return card_decode_command(packet, KeySet(kic_key, kid_key)).packet
