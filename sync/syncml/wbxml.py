@@ -402,6 +402,11 @@ def _encode_element(
         # Unknown element: LITERAL tag with its name in the string table.
         token = LITERAL
         literal = table.add(e.tag)
+        # The decoder gives a literal tag the namespace of the current page: keep it right.
+        page = next((p for p, ns in pages.namespaces.items() if ns == e.ns), state["page"])
+        if page != state["page"]:
+            out += bytes([SWITCH_PAGE, page])
+            state["page"] = page
     else:
         page, token = found
         literal = -1
