@@ -209,6 +209,9 @@ class SmppClient:
                     "SMSC %s:%s refused bind as %r: %s", self.host, self.port, self.system_id, exc
                 )
             raise
+        if self._closing:  # close() ran while we were binding
+            session.close()
+            raise SmppConnectionError("client closed while binding")
         self.smsc_system_id = getattr(response, "system_id", "")
         self._session = session
         self._lost.clear()

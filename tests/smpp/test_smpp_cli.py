@@ -125,3 +125,12 @@ def test_smpplib_esme_against_the_simulator():
             assert smsc.stats.mos == 1
 
     asyncio.run(asyncio.wait_for(scenario(), 30))
+
+
+def test_protocol_code_imports_no_django():
+    code = (
+        "import sys, cardmgmt.smpp, cardmgmt.smpp.client, handset.smsc, handset.__main__\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('django', 'rest_framework'))\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=30)

@@ -502,3 +502,21 @@ def test_command_errors_are_not_retryable():
             assert "ESME_RALYBND" in str(info.value)
 
     run(scenario())
+
+
+def test_supervisor_retries_a_refused_bind():
+    async def scenario():
+        async with SmscSimulator({"ota": "changed"}) as smsc:
+            client = SmppClient(
+                "127.0.0.1", smsc.port, "ota", "secret", reconnect_initial=0.05, reconnect_max=0.1
+            )
+            supervisor = asyncio.create_task(client.run_forever())
+            await wait_for(lambda: client.stats.bind_failures >= 2)
+            assert not client.is_bound
+            smsc.add_account("ota", "secret")  # the operator fixes the password
+            await client.wait_bound(5)
+            assert await client.submit("1", b"x")
+            await client.close()
+            await asyncio.wait_for(supervisor, 2)
+
+    run(scenario())
