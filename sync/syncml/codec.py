@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .element import SYNCML_NAMESPACES
+from .devinf import DEVINF_WBXML_TYPE, DEVINF_XML_TYPE
+from .element import SYNCML_NAMESPACES, Element
 from .errors import SyncMLEncodeError, SyncMLError, SyncMLParseError
 from .limits import DEFAULT_LIMITS, Limits
 from .model import SyncML
@@ -51,9 +52,28 @@ def parse_wbxml_message(data: bytes, *, limits: Limits = DEFAULT_LIMITS) -> Sync
     return _guarded(run)
 
 
+def _devinf_type(root: Element, wanted: str) -> Element:
+    """Make the Meta Type of items carrying DevInf name the encoding actually written.
+
+    DevInf travels as nested XML in XML messages and as an embedded WBXML document in WBXML
+    ones; its type says which (``application/vnd.syncml-devinf+xml`` / ``+wbxml``).
+    libwbxml2 and handsets rely on it, so the codec keeps it consistent.
+    """
+    for cmd in root.iter():
+        for item in cmd.all("Item"):
+            data = item.child("Data")
+            if data is None or data.child("DevInf") is None:
+                continue
+            for meta in (item.child("Meta"), cmd.child("Meta")):
+                t = meta.child("Type") if meta is not None else None
+                if t is not None and t.text_str().strip() in (DEVINF_XML_TYPE, DEVINF_WBXML_TYPE):
+                    t.text = wanted
+    return root
+
+
 def to_xml(msg: SyncML) -> bytes:
     """Serialise a message as UTF-8 XML (item content as CDATA)."""
-    return serialize_xml(msg.to_element())
+    return serialize_xml(_devinf_type(msg.to_element(), DEVINF_XML_TYPE))
 
 
 def to_wbxml(msg: SyncML, *, string_table: bool = False, wbxml_version: int = WBXML_1_2) -> bytes:
@@ -61,7 +81,7 @@ def to_wbxml(msg: SyncML, *, string_table: bool = False, wbxml_version: int = WB
     if msg.version not in SYNCML_NAMESPACES:
         raise SyncMLEncodeError(f"WBXML encoding needs SyncML 1.1 or 1.2, not {msg.version!r}")
     return encode_wbxml(
-        msg.to_element(),
+        _devinf_type(msg.to_element(), DEVINF_WBXML_TYPE),
         kind="syncml",
         dtd_version=msg.version,
         string_table=string_table,
