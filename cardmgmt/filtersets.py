@@ -27,7 +27,9 @@ class SubscriberFilterSet(django_filters.FilterSet):
     q = django_filters.CharFilter(method="search", label="MSISDN, ICCID or IMSI")
     status = django_filters.MultipleChoiceFilter(choices=SubscriberStatus.choices)
     segment = django_filters.ModelMultipleChoiceFilter(
-        field_name="segments__name", to_field_name="name", queryset=Segment.objects.all(),
+        field_name="segments",
+        to_field_name="name",
+        queryset=Segment.objects.all(),
         label="Segment",
     )
     profile = django_filters.ModelChoiceFilter(

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from django import forms
 
-from portal.widgets import BootstrapMixin
-
 from cardmgmt.choices import CardStatus, ImportKind, KeyAlgorithm, SubscriberStatus
 from cardmgmt.models import Card, CardProfile, Segment
 from cardmgmt.validators import check_iccid, check_imsi, check_key, check_msisdn
+from portal.widgets import BootstrapMixin
 
 
 def _checked(check, value: str) -> str:  # type: ignore[no-untyped-def]
@@ -19,12 +18,17 @@ def _checked(check, value: str) -> str:  # type: ignore[no-untyped-def]
 
 
 class SubscriberForm(BootstrapMixin, forms.Form):
-    msisdn = forms.CharField(label="MSISDN", max_length=20,
-                             help_text="E.164, for example +491701234567")
+    msisdn = forms.CharField(
+        label="MSISDN", max_length=20, help_text="E.164, for example +491701234567"
+    )
     status = forms.ChoiceField(choices=SubscriberStatus.choices, initial=SubscriberStatus.ACTIVE)
     segments = forms.CharField(required=False, help_text="Labels separated by commas")
-    iccid = forms.CharField(label="Card ICCID", required=False, max_length=20,
-                            help_text="Assigning another card records a SIM swap")
+    iccid = forms.CharField(
+        label="Card ICCID",
+        required=False,
+        max_length=20,
+        help_text="Assigning another card records a SIM swap",
+    )
 
     def clean_msisdn(self) -> str:
         return _checked(check_msisdn, self.cleaned_data["msisdn"])
@@ -56,8 +60,9 @@ class KeySetForm(BootstrapMixin, forms.Form):
     algorithm = forms.ChoiceField(choices=KeyAlgorithm.choices)
     kic = forms.CharField(label="KIc", widget=forms.PasswordInput(render_value=False))
     kid = forms.CharField(label="KID", widget=forms.PasswordInput(render_value=False))
-    kik = forms.CharField(label="KIK", required=False,
-                          widget=forms.PasswordInput(render_value=False))
+    kik = forms.CharField(
+        label="KIK", required=False, widget=forms.PasswordInput(render_value=False)
+    )
 
     def clean(self) -> dict:
         data = super().clean()
@@ -92,13 +97,25 @@ class CardEditForm(BootstrapMixin, forms.Form):
 
 
 class CardProfileForm(BootstrapMixin, forms.ModelForm):
-    algorithms = forms.MultipleChoiceField(choices=KeyAlgorithm.choices,
-                                           widget=forms.CheckboxSelectMultiple)
+    algorithms = forms.MultipleChoiceField(
+        choices=KeyAlgorithm.choices, widget=forms.CheckboxSelectMultiple
+    )
 
     class Meta:
         model = CardProfile
-        fields = ["name", "vendor", "algorithms", "ram_tar", "rfm_tar", "min_security_level",
-                  "cmac_length", "counter_mode", "por_mode", "max_load_block", "load_descriptor"]
+        fields = [
+            "name",
+            "vendor",
+            "algorithms",
+            "ram_tar",
+            "rfm_tar",
+            "min_security_level",
+            "cmac_length",
+            "counter_mode",
+            "por_mode",
+            "max_load_block",
+            "load_descriptor",
+        ]
 
 
 class ImportForm(BootstrapMixin, forms.Form):

@@ -138,7 +138,8 @@ class CardFileReader:
                 problems.append(f"key set {kvn} lacks {', '.join(lacking)}")
         if problems:
             raise CsvFileError(
-                "wrong columns: " + "; ".join(problems)
+                "wrong columns: "
+                + "; ".join(problems)
                 + ". Expected: ICCID,IMSI,PROFILE,ALG1,KIC1,KID1,KIK1[,ALG2,...]",
                 1,
             )
@@ -172,12 +173,23 @@ class CardFileReader:
             if not algorithm and not kic_text.strip() and not record[get(f"KID{kvn}")].strip():
                 continue  # this card has no key set with that KVN
             if algorithm not in KeyAlgorithm.values:
-                errors.append(RowError(line, f"ALG{kvn}", f"unknown key algorithm {algorithm!r}; "
-                                       f"one of {', '.join(KeyAlgorithm.values)}"))
+                errors.append(
+                    RowError(
+                        line,
+                        f"ALG{kvn}",
+                        f"unknown key algorithm {algorithm!r}; "
+                        f"one of {', '.join(KeyAlgorithm.values)}",
+                    )
+                )
                 continue
             if profile is not None and profile[1] and algorithm not in profile[1]:
-                errors.append(RowError(line, f"ALG{kvn}",
-                                       f"card profile {profile_name!r} does not support {algorithm}"))
+                errors.append(
+                    RowError(
+                        line,
+                        f"ALG{kvn}",
+                        f"card profile {profile_name!r} does not support {algorithm}",
+                    )
+                )
             kic = check(f"KIC{kvn}", check_key, algorithm)
             kid = check(f"KID{kvn}", check_key, algorithm)
             kik = None
@@ -185,7 +197,9 @@ class CardFileReader:
                 kik = check(f"KIK{kvn}", check_key, algorithm)
             if kic is not None and kid is not None:
                 keysets.append(KeySetRow(kvn, algorithm, kic, kid, kik))
-                digest_parts.append(f"{kvn}:{algorithm}:{kic.hex()}:{kid.hex()}:{(kik or b'').hex()}")
+                digest_parts.append(
+                    f"{kvn}:{algorithm}:{kic.hex()}:{kid.hex()}:{(kik or b'').hex()}"
+                )
         if not keysets and not errors:
             errors.append(RowError(line, "", "the card has no key set"))
         if errors:
@@ -222,7 +236,8 @@ class SubscriberFileReader:
             if unknown:
                 parts.append(f"unknown columns {', '.join(unknown)}")
             raise CsvFileError(
-                "wrong columns: " + "; ".join(parts) + ". Expected: MSISDN[,STATUS,SEGMENTS,ICCID]", 1
+                "wrong columns: " + "; ".join(parts) + ". Expected: MSISDN[,STATUS,SEGMENTS,ICCID]",
+                1,
             )
         self.index = {n: i for i, n in enumerate(names)}
 
@@ -241,13 +256,23 @@ class SubscriberFileReader:
             errors.append(RowError(line, "MSISDN", str(exc)))
         status = self._field(record, "STATUS").lower() or SubscriberStatus.ACTIVE
         if status not in SubscriberStatus.values:
-            errors.append(RowError(line, "STATUS", f"unknown status {status!r}; one of "
-                                   f"{', '.join(SubscriberStatus.values)}"))
-        segments = sorted({s.strip() for s in self._field(record, "SEGMENTS").split(";") if s.strip()})
+            errors.append(
+                RowError(
+                    line,
+                    "STATUS",
+                    f"unknown status {status!r}; one of {', '.join(SubscriberStatus.values)}",
+                )
+            )
+        segments = sorted(
+            {s.strip() for s in self._field(record, "SEGMENTS").split(";") if s.strip()}
+        )
         bad = [s for s in segments if not _SEGMENT.match(s)]
         if bad:
-            errors.append(RowError(line, "SEGMENTS", f"bad segment label {bad[0]!r}: letters, "
-                                   "digits, - and _ only"))
+            errors.append(
+                RowError(
+                    line, "SEGMENTS", f"bad segment label {bad[0]!r}: letters, digits, - and _ only"
+                )
+            )
         iccid = self._field(record, "ICCID")
         if iccid:
             try:

@@ -26,7 +26,7 @@ class CardProfile(models.Model):
     name = models.CharField(max_length=100, unique=True)
     vendor = models.CharField(max_length=100)
     algorithms = models.JSONField(
-        default=list, help_text="Key algorithms the card supports, e.g. [\"aes128\", \"3des2k\"]."
+        default=list, help_text='Key algorithms the card supports, e.g. ["aes128", "3des2k"].'
     )
     ram_tar = models.CharField("RAM TAR", max_length=6, default="000000", validators=[validate_tar])
     rfm_tar = models.CharField("RFM TAR", max_length=6, default="B00010", validators=[validate_tar])
@@ -39,14 +39,16 @@ class CardProfile(models.Model):
     cmac_length = models.PositiveSmallIntegerField(
         "AES CMAC length", default=8, choices=[(4, "4 octets"), (8, "8 octets")]
     )
-    counter_mode = models.CharField(max_length=10, choices=CounterMode.choices, default=CounterMode.HIGHER)
+    counter_mode = models.CharField(
+        max_length=10, choices=CounterMode.choices, default=CounterMode.HIGHER
+    )
     por_mode = models.CharField(max_length=20, choices=PorMode.choices, default=PorMode.SMS_SUBMIT)
     max_load_block = models.PositiveSmallIntegerField(
-        "maximum LOAD block", default=240, validators=[MinValueValidator(16), MaxValueValidator(255)]
+        "maximum LOAD block",
+        default=240,
+        validators=[MinValueValidator(16), MaxValueValidator(255)],
     )
-    load_descriptor = models.BooleanField(
-        "load the CAP Descriptor component", default=False
-    )
+    load_descriptor = models.BooleanField("load the CAP Descriptor component", default=False)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 
@@ -66,7 +68,9 @@ class Card(models.Model):
     iccid = models.CharField("ICCID", max_length=20, unique=True, validators=[validate_iccid])
     imsi = models.CharField("IMSI", max_length=15, unique=True, validators=[validate_imsi])
     profile = models.ForeignKey(CardProfile, on_delete=models.PROTECT, related_name="cards")
-    status = models.CharField(max_length=10, choices=CardStatus.choices, default=CardStatus.IN_STOCK)
+    status = models.CharField(
+        max_length=10, choices=CardStatus.choices, default=CardStatus.IN_STOCK
+    )
     # Keyed digest of the imported row: a re-import of the same data is recognised as such.
     import_digest = models.CharField(max_length=64, blank=True, editable=False)
     created = models.DateTimeField(default=timezone.now)
@@ -77,8 +81,12 @@ class Card(models.Model):
     class Meta:
         ordering = ["iccid"]
         indexes = [
-            models.Index(fields=["iccid"], name="card_iccid_prefix", opclasses=["varchar_pattern_ops"]),
-            models.Index(fields=["imsi"], name="card_imsi_prefix", opclasses=["varchar_pattern_ops"]),
+            models.Index(
+                fields=["iccid"], name="card_iccid_prefix", opclasses=["varchar_pattern_ops"]
+            ),
+            models.Index(
+                fields=["imsi"], name="card_imsi_prefix", opclasses=["varchar_pattern_ops"]
+            ),
         ]
         permissions = [
             ("operate_single_card", "Run OTA operations on a single card"),
@@ -152,8 +160,11 @@ class Subscriber(models.Model):
         indexes = [
             # Prefix search (LIKE 'x%') on PostgreSQL needs the pattern operator class
             # whatever the database collation; other backends ignore opclasses.
-            models.Index(fields=["msisdn"], name="subscriber_msisdn_prefix",
-                         opclasses=["varchar_pattern_ops"]),
+            models.Index(
+                fields=["msisdn"],
+                name="subscriber_msisdn_prefix",
+                opclasses=["varchar_pattern_ops"],
+            ),
             models.Index(fields=["status", "msisdn"], name="subscriber_status_msisdn"),
         ]
 
@@ -186,7 +197,9 @@ class ImportJob(models.Model):
     kind = models.CharField(max_length=12, choices=ImportKind.choices)
     file = models.FileField(upload_to="imports/%Y/%m/")
     original_name = models.CharField(max_length=255)
-    status = models.CharField(max_length=12, choices=ImportStatus.choices, default=ImportStatus.QUEUED)
+    status = models.CharField(
+        max_length=12, choices=ImportStatus.choices, default=ImportStatus.QUEUED
+    )
     total_rows = models.PositiveIntegerField(default=0)
     processed_rows = models.PositiveIntegerField(default=0)
     created_count = models.PositiveIntegerField(default=0)

@@ -55,13 +55,19 @@ KEY_PURPOSES = ("kic", "kid", "kik")
 def _create(actor: Actor, instance: models.Model, message: str = "") -> models.Model:
     instance.full_clean()
     instance.save()
-    record_change(actor=actor, action=AuditAction.CREATE, instance=instance,
-                  after=snapshot(instance), message=message)
+    record_change(
+        actor=actor,
+        action=AuditAction.CREATE,
+        instance=instance,
+        after=snapshot(instance),
+        message=message,
+    )
     return instance
 
 
-def _update(actor: Actor, instance: models.Model, changes: dict[str, Any],
-            message: str = "") -> models.Model:
+def _update(
+    actor: Actor, instance: models.Model, changes: dict[str, Any], message: str = ""
+) -> models.Model:
     before = snapshot(instance)
     for name, value in changes.items():
         setattr(instance, name, value)
@@ -69,8 +75,14 @@ def _update(actor: Actor, instance: models.Model, changes: dict[str, Any],
         instance.updated = timezone.now()
     instance.full_clean()
     instance.save()
-    record_change(actor=actor, action=AuditAction.UPDATE, instance=instance, before=before,
-                  after=snapshot(instance), message=message)
+    record_change(
+        actor=actor,
+        action=AuditAction.UPDATE,
+        instance=instance,
+        before=before,
+        after=snapshot(instance),
+        message=message,
+    )
     return instance
 
 
@@ -158,15 +170,26 @@ def set_keyset(*, actor: Actor, card: Card, spec: KeySetInput) -> KeySet:
     if existing is None:
         keyset.full_clean(exclude=["kic", "kid", "kik"])
         keyset.save()
-        record_change(actor=actor, action=AuditAction.CREATE, instance=keyset,
-                      after=snapshot(keyset))
+        record_change(
+            actor=actor, action=AuditAction.CREATE, instance=keyset, after=snapshot(keyset)
+        )
         return keyset
     before = snapshot(existing)
     existing.algorithm, existing.kic, existing.kid, existing.kik = (
-        keyset.algorithm, keyset.kic, keyset.kid, keyset.kik)
+        keyset.algorithm,
+        keyset.kic,
+        keyset.kid,
+        keyset.kik,
+    )
     existing.save()
-    record_change(actor=actor, action=AuditAction.UPDATE, instance=existing, before=before,
-                  after=snapshot(existing), message="keys replaced")
+    record_change(
+        actor=actor,
+        action=AuditAction.UPDATE,
+        instance=existing,
+        before=before,
+        after=snapshot(existing),
+        message="keys replaced",
+    )
     return existing
 
 
@@ -177,9 +200,8 @@ def allocate_counter(*, card_id: int, kvn: int) -> int:
     committed before any packet carrying it leaves.
     """
     with transaction.atomic():
-        updated = (
-            KeySet.objects.filter(card_id=card_id, kvn=kvn)
-            .update(counter=models.F("counter") + 1)
+        updated = KeySet.objects.filter(card_id=card_id, kvn=kvn).update(
+            counter=models.F("counter") + 1
         )
         if not updated:
             raise ValidationError(f"card {card_id} has no key set with KVN {kvn}")
@@ -207,9 +229,12 @@ def reseal_secrets(*, actor: Actor) -> int:
                         fresh[purpose] = resealed
             if fresh:
                 KeySet.objects.filter(pk=pk).update(**fresh)
-                record_change(actor=actor, action=AuditAction.UPDATE, instance=keyset,
-                              message=f"re-sealed under master key version "
-                                      f"{settings.MASTER_KEY_VERSION}")
+                record_change(
+                    actor=actor,
+                    action=AuditAction.UPDATE,
+                    instance=keyset,
+                    message=f"re-sealed under master key version {settings.MASTER_KEY_VERSION}",
+                )
                 changed += 1
     return changed
 
@@ -233,7 +258,9 @@ def create_subscriber(
     subscriber = _create(actor, Subscriber(msisdn=msisdn, status=status))
     subscriber.segments.set(_segments(segments))
     if card is not None:
-        assign_card(actor=actor, subscriber=subscriber, card=card, reason="initial card")
+        subscriber = assign_card(
+            actor=actor, subscriber=subscriber, card=card, reason="initial card"
+        )
     return subscriber
 
 
@@ -249,20 +276,28 @@ def update_subscriber(
     subscriber.save()
     if segments is not None:
         subscriber.segments.set(_segments(segments))
-    record_change(actor=actor, action=AuditAction.UPDATE, instance=subscriber, before=before,
-                  after=snapshot(subscriber))
+    record_change(
+        actor=actor,
+        action=AuditAction.UPDATE,
+        instance=subscriber,
+        before=before,
+        after=snapshot(subscriber),
+    )
     return subscriber
 
 
 @transaction.atomic
 def delete_subscriber(*, actor: Actor, subscriber: Subscriber) -> None:
     CardAssignment.objects.filter(subscriber=subscriber, released__isnull=True).update(
-        released=timezone.now())
+        released=timezone.now()
+    )
     _delete(actor, subscriber)
 
 
 @transaction.atomic
-def assign_card(*, actor: Actor, subscriber: Subscriber, card: Card, reason: str = "") -> Subscriber:
+def assign_card(
+    *, actor: Actor, subscriber: Subscriber, card: Card, reason: str = ""
+) -> Subscriber:
     """Give a subscriber a card (a SIM swap when it had one): history is kept."""
     subscriber = Subscriber.objects.select_for_update().get(pk=subscriber.pk)
     holder = Subscriber.objects.filter(card=card).exclude(pk=subscriber.pk).first()
@@ -277,17 +312,28 @@ def assign_card(*, actor: Actor, subscriber: Subscriber, card: Card, reason: str
     old_card = subscriber.card
     CardAssignment.objects.filter(subscriber=subscriber, released__isnull=True).update(released=now)
     if old_card is not None:
-        _update(actor, old_card, {"status": CardStatus.RETIRED}, message=f"swapped out of {subscriber}")
-    CardAssignment.objects.create(subscriber=subscriber, card=card, assigned=now,
-                                  reason=reason or ("SIM swap" if old_card else "first card"))
+        _update(
+            actor, old_card, {"status": CardStatus.RETIRED}, message=f"swapped out of {subscriber}"
+        )
+    CardAssignment.objects.create(
+        subscriber=subscriber,
+        card=card,
+        assigned=now,
+        reason=reason or ("SIM swap" if old_card else "first card"),
+    )
     subscriber.card = card
     subscriber.updated = now
     subscriber.save(update_fields=["card", "updated"])
     if card.status != CardStatus.ACTIVE:
         _update(actor, card, {"status": CardStatus.ACTIVE}, message=f"assigned to {subscriber}")
-    record_change(actor=actor, action=AuditAction.UPDATE, instance=subscriber, before=before,
-                  after=snapshot(subscriber),
-                  message=f"SIM swap {old_card} → {card}" if old_card else f"card {card} assigned")
+    record_change(
+        actor=actor,
+        action=AuditAction.UPDATE,
+        instance=subscriber,
+        before=before,
+        after=snapshot(subscriber),
+        message=f"SIM swap {old_card} → {card}" if old_card else f"card {card} assigned",
+    )
     return subscriber
 
 
@@ -305,7 +351,9 @@ def create_import_job(*, actor: Actor, kind: str, upload: UploadedFile) -> Impor
     if upload.size == 0:
         raise ValidationError({"file": "the file is empty"})
     if upload.size > settings.IMPORT_MAX_BYTES:
-        raise ValidationError({"file": f"the file is larger than {settings.IMPORT_MAX_BYTES} bytes"})
+        raise ValidationError(
+            {"file": f"the file is larger than {settings.IMPORT_MAX_BYTES} bytes"}
+        )
     job = ImportJob(kind=kind, original_name=upload.name[:255], requested_by=actor.label)
     job.file.save(upload.name, upload, save=False)
     job.save()
@@ -366,26 +414,39 @@ class _CardImport(_ImportKindSpec):
                 if key in seen:
                     errors.append(RowError(row.line, column, f"duplicate {column} within the file"))
                 seen.add(key)
-        by_iccid = dict(Card.objects.filter(iccid__in=[r.iccid for r in rows])
-                        .values_list("iccid", "import_digest"))
-        by_imsi = dict(Card.objects.filter(imsi__in=[r.imsi for r in rows])
-                       .values_list("imsi", "iccid"))
+        by_iccid = dict(
+            Card.objects.filter(iccid__in=[r.iccid for r in rows]).values_list(
+                "iccid", "import_digest"
+            )
+        )
+        by_imsi = dict(
+            Card.objects.filter(imsi__in=[r.imsi for r in rows]).values_list("imsi", "iccid")
+        )
         unchanged = 0
         for row in rows:
             if row.iccid in by_iccid:
                 if by_iccid[row.iccid] == row.digest:
                     unchanged += 1
                 else:
-                    errors.append(RowError(row.line, "ICCID",
-                                           "ICCID exists in the database with different data"))
+                    errors.append(
+                        RowError(
+                            row.line, "ICCID", "ICCID exists in the database with different data"
+                        )
+                    )
             elif row.imsi in by_imsi:
-                errors.append(RowError(row.line, "IMSI",
-                                       f"IMSI belongs to card {by_imsi[row.imsi]} in the database"))
+                errors.append(
+                    RowError(
+                        row.line,
+                        "IMSI",
+                        f"IMSI belongs to card {by_imsi[row.imsi]} in the database",
+                    )
+                )
         return errors, unchanged
 
     def write_batch(self, rows: list[CardRow]) -> int:
-        existing = set(Card.objects.filter(iccid__in=[r.iccid for r in rows])
-                       .values_list("iccid", flat=True))
+        existing = set(
+            Card.objects.filter(iccid__in=[r.iccid for r in rows]).values_list("iccid", flat=True)
+        )
         new = [r for r in rows if r.iccid not in existing]
         if not new:
             return 0
@@ -395,13 +456,25 @@ class _CardImport(_ImportKindSpec):
             _copy_cards(new, now)
             return len(new)
         cards = Card.objects.bulk_create(
-            Card(iccid=r.iccid, imsi=r.imsi, profile_id=r.profile_id, import_digest=r.digest,
-                 created=now, updated=now)
+            Card(
+                iccid=r.iccid,
+                imsi=r.imsi,
+                profile_id=r.profile_id,
+                import_digest=r.digest,
+                created=now,
+                updated=now,
+            )
             for r in new
         )
         KeySet.objects.bulk_create(
-            KeySet(card_id=card.pk, kvn=k.kvn, algorithm=k.algorithm, kic=seal(k.kic, "kic"),
-                   kid=seal(k.kid, "kid"), kik=seal(k.kik, "kik") if k.kik else None)
+            KeySet(
+                card_id=card.pk,
+                kvn=k.kvn,
+                algorithm=k.algorithm,
+                kic=seal(k.kic, "kic"),
+                kid=seal(k.kid, "kid"),
+                kik=seal(k.kik, "kik") if k.kik else None,
+            )
             for card, r in zip(cards, new, strict=True)
             for k in r.keysets
         )
@@ -415,19 +488,43 @@ def _copy_cards(rows: list[CardRow], now: Any) -> None:
         cursor = wrapper.cursor
         cursor.execute(
             "SELECT nextval(pg_get_serial_sequence('cardmgmt_card', 'id')) "
-            "FROM generate_series(1, %s)", [len(rows)])
+            "FROM generate_series(1, %s)",
+            [len(rows)],
+        )
         ids = [r[0] for r in cursor.fetchall()]
-        with cursor.copy("COPY cardmgmt_card (id, iccid, imsi, profile_id, status, import_digest,"
-                         " created, updated) FROM STDIN") as copy:
+        with cursor.copy(
+            "COPY cardmgmt_card (id, iccid, imsi, profile_id, status, import_digest,"
+            " created, updated) FROM STDIN"
+        ) as copy:
             for card_id, r in zip(ids, rows, strict=True):
-                copy.write_row((card_id, r.iccid, r.imsi, r.profile_id, CardStatus.IN_STOCK,
-                                r.digest, now, now))
-        with cursor.copy("COPY cardmgmt_keyset (card_id, kvn, algorithm, kic, kid, kik, counter)"
-                         " FROM STDIN") as copy:
+                copy.write_row(
+                    (
+                        card_id,
+                        r.iccid,
+                        r.imsi,
+                        r.profile_id,
+                        CardStatus.IN_STOCK,
+                        r.digest,
+                        now,
+                        now,
+                    )
+                )
+        with cursor.copy(
+            "COPY cardmgmt_keyset (card_id, kvn, algorithm, kic, kid, kik, counter) FROM STDIN"
+        ) as copy:
             for card_id, r in zip(ids, rows, strict=True):
                 for k in r.keysets:
-                    copy.write_row((card_id, k.kvn, k.algorithm, seal(k.kic, "kic"),
-                                    seal(k.kid, "kid"), seal(k.kik, "kik") if k.kik else None, 0))
+                    copy.write_row(
+                        (
+                            card_id,
+                            k.kvn,
+                            k.algorithm,
+                            seal(k.kic, "kic"),
+                            seal(k.kid, "kid"),
+                            seal(k.kik, "kik") if k.kik else None,
+                            0,
+                        )
+                    )
 
 
 class _SubscriberImport(_ImportKindSpec):
@@ -444,39 +541,61 @@ class _SubscriberImport(_ImportKindSpec):
                 if "c" + row.iccid in seen:
                     errors.append(RowError(row.line, "ICCID", "ICCID given twice in the file"))
                 seen.add("c" + row.iccid)
-        existing = dict(Subscriber.objects.filter(msisdn__in=[r.msisdn for r in rows])
-                        .values_list("msisdn", "import_digest"))
+        existing = dict(
+            Subscriber.objects.filter(msisdn__in=[r.msisdn for r in rows]).values_list(
+                "msisdn", "import_digest"
+            )
+        )
         iccids = [r.iccid for r in rows if r.iccid]
-        cards = {iccid: holder for iccid, holder in
-                 Card.objects.filter(iccid__in=iccids).values_list("iccid", "subscriber__msisdn")}
+        cards = dict(
+            Card.objects.filter(iccid__in=iccids).values_list("iccid", "subscriber__msisdn")
+        )
         unchanged = 0
         for row in rows:
             if row.msisdn in existing:
                 if existing[row.msisdn] == row.digest:
                     unchanged += 1
                     continue
-                errors.append(RowError(row.line, "MSISDN",
-                                       "MSISDN exists in the database with different data"))
+                errors.append(
+                    RowError(
+                        row.line, "MSISDN", "MSISDN exists in the database with different data"
+                    )
+                )
             if row.iccid:
                 if row.iccid not in cards:
                     errors.append(RowError(row.line, "ICCID", "no card with this ICCID"))
                 elif cards[row.iccid] not in (None, row.msisdn):
-                    errors.append(RowError(row.line, "ICCID",
-                                           f"card belongs to subscriber {cards[row.iccid]}"))
+                    errors.append(
+                        RowError(
+                            row.line, "ICCID", f"card belongs to subscriber {cards[row.iccid]}"
+                        )
+                    )
         return errors, unchanged
 
     def write_batch(self, rows: list[SubscriberRow]) -> int:
-        existing = set(Subscriber.objects.filter(msisdn__in=[r.msisdn for r in rows])
-                       .values_list("msisdn", flat=True))
+        existing = set(
+            Subscriber.objects.filter(msisdn__in=[r.msisdn for r in rows]).values_list(
+                "msisdn", flat=True
+            )
+        )
         new = [r for r in rows if r.msisdn not in existing]
         if not new:
             return 0
         now = timezone.now()
-        cards = dict(Card.objects.filter(iccid__in=[r.iccid for r in new if r.iccid])
-                     .values_list("iccid", "pk"))
+        cards = dict(
+            Card.objects.filter(iccid__in=[r.iccid for r in new if r.iccid]).values_list(
+                "iccid", "pk"
+            )
+        )
         subscribers = Subscriber.objects.bulk_create(
-            Subscriber(msisdn=r.msisdn, status=r.status, import_digest=r.digest,
-                       card_id=cards.get(r.iccid), created=now, updated=now)
+            Subscriber(
+                msisdn=r.msisdn,
+                status=r.status,
+                import_digest=r.digest,
+                card_id=cards.get(r.iccid),
+                created=now,
+                updated=now,
+            )
             for r in new
         )
         segments = {s.name: s.pk for s in _segments({n for r in new for n in r.segments})}
@@ -487,10 +606,12 @@ class _SubscriberImport(_ImportKindSpec):
         )
         CardAssignment.objects.bulk_create(
             CardAssignment(subscriber_id=s.pk, card_id=s.card_id, assigned=now, reason="import")
-            for s in subscribers if s.card_id
+            for s in subscribers
+            if s.card_id
         )
         Card.objects.filter(pk__in=[s.card_id for s in subscribers if s.card_id]).update(
-            status=CardStatus.ACTIVE, updated=now)
+            status=CardStatus.ACTIVE, updated=now
+        )
         return len(new)
 
 
@@ -546,13 +667,23 @@ def run_import_job(*, actor: Actor, job_id: int) -> ImportJob:
         errors.append(RowError(exc.line, "", str(exc)))
     if errors:
         errors.sort(key=lambda e: (e.line, e.column))
-        _progress(job.pk, status=ImportStatus.REJECTED, finished=timezone.now(), total_rows=total,
-                  error_count=len(errors), errors=[e.as_dict() for e in errors[:MAX_STORED_ERRORS]],
-                  message=f"{len(errors)} error(s); nothing was imported")
+        _progress(
+            job.pk,
+            status=ImportStatus.REJECTED,
+            finished=timezone.now(),
+            total_rows=total,
+            error_count=len(errors),
+            errors=[e.as_dict() for e in errors[:MAX_STORED_ERRORS]],
+            message=f"{len(errors)} error(s); nothing was imported",
+        )
         _discard_upload(job)
         job.refresh_from_db()
-        record_change(actor=actor, action=AuditAction.IMPORT, instance=job,
-                      message=f"rejected: {len(errors)} error(s)")
+        record_change(
+            actor=actor,
+            action=AuditAction.IMPORT,
+            instance=job,
+            message=f"rejected: {len(errors)} error(s)",
+        )
         return job
 
     _progress(job.pk, status=ImportStatus.IMPORTING, total_rows=total, processed_rows=0)
@@ -566,14 +697,28 @@ def run_import_job(*, actor: Actor, job_id: int) -> ImportJob:
                 _progress(job.pk, processed_rows=written, created_count=created)
     except Exception as exc:
         log.exception("import job %s failed while writing", job.pk)
-        _progress(job.pk, status=ImportStatus.FAILED, finished=timezone.now(),
-                  message=f"failed while writing after {written} rows: {exc}"[:500])
+        _progress(
+            job.pk,
+            status=ImportStatus.FAILED,
+            finished=timezone.now(),
+            message=f"failed while writing after {written} rows: {exc}"[:500],
+        )
         raise
-    _progress(job.pk, status=ImportStatus.DONE, finished=timezone.now(), created_count=created,
-              unchanged_count=total - created,
-              message=f"{created} created, {total - created} unchanged")
+    _progress(
+        job.pk,
+        status=ImportStatus.DONE,
+        finished=timezone.now(),
+        created_count=created,
+        unchanged_count=total - created,
+        message=f"{created} created, {total - created} unchanged",
+    )
     _discard_upload(job)
     job.refresh_from_db()
-    record_change(actor=actor, action=AuditAction.IMPORT, instance=job, after=snapshot(job),
-                  message=job.message)
+    record_change(
+        actor=actor,
+        action=AuditAction.IMPORT,
+        instance=job,
+        after=snapshot(job),
+        message=job.message,
+    )
     return job

@@ -13,8 +13,9 @@ class SubscriberTable(tables.Table):
     status = tables.Column(orderable=False)
     card = tables.Column(linkify=True, verbose_name="ICCID", orderable=False)
     imsi = tables.Column(accessor="card__imsi", verbose_name="IMSI", orderable=False)
-    profile = tables.Column(accessor="card__profile__name", verbose_name="Card profile",
-                            orderable=False)
+    profile = tables.Column(
+        accessor="card__profile__name", verbose_name="Card profile", orderable=False
+    )
     created = tables.DateTimeColumn(format="Y-m-d H:i")
 
     class Meta:
@@ -50,6 +51,15 @@ class ImportJobTable(tables.Table):
 
     class Meta:
         model = ImportJob
-        fields = ("original_name", "kind", "status", "total_rows", "created_count",
-                  "unchanged_count", "error_count", "requested_by", "created")
+        fields = (
+            "original_name",
+            "kind",
+            "status",
+            "total_rows",
+            "created_count",
+            "unchanged_count",
+            "error_count",
+            "requested_by",
+            "created",
+        )
         attrs = {"class": "table table-sm table-hover"}

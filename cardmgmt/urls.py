@@ -16,10 +16,12 @@ urlpatterns = [
     path("cards/<int:pk>/keys/", views.KeySetEditView.as_view(), name="card_keyset"),
     path("card-profiles/", views.CardProfileListView.as_view(), name="cardprofile_list"),
     path("card-profiles/add/", views.CardProfileEditView.as_view(), name="cardprofile_add"),
-    path("card-profiles/<int:pk>/", views.CardProfileDetailView.as_view(),
-         name="cardprofile_detail"),
-    path("card-profiles/<int:pk>/edit/", views.CardProfileEditView.as_view(),
-         name="cardprofile_edit"),
+    path(
+        "card-profiles/<int:pk>/", views.CardProfileDetailView.as_view(), name="cardprofile_detail"
+    ),
+    path(
+        "card-profiles/<int:pk>/edit/", views.CardProfileEditView.as_view(), name="cardprofile_edit"
+    ),
     path("imports/", views.ImportJobListView.as_view(), name="importjob_list"),
     path("imports/add/", views.ImportCreateView.as_view(), name="import_add"),
     path("imports/<int:pk>/", views.ImportJobDetailView.as_view(), name="importjob_detail"),

@@ -39,7 +39,9 @@ def check_iccid(value: str) -> str:
     if not value.startswith("89"):
         raise ValueError("ICCID must start with 89 (telecom industry identifier)")
     if luhn_check_digit(value[:-1]) != ord(value[-1]) - 48:
-        raise ValueError(f"ICCID Luhn check digit is wrong (expected {luhn_check_digit(value[:-1])})")
+        raise ValueError(
+            f"ICCID Luhn check digit is wrong (expected {luhn_check_digit(value[:-1])})"
+        )
     return value
 
 

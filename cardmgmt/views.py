@@ -33,8 +33,11 @@ from portal.models import AuditEntry
 
 def _recent_audit(obj: Any, limit: int = 10) -> list[AuditEntry]:
     content_type = ContentType.objects.get_for_model(obj)
-    return list(AuditEntry.objects.filter(object_type=content_type, object_id=str(obj.pk))
-                .order_by("-time")[:limit])
+    return list(
+        AuditEntry.objects.filter(object_type=content_type, object_id=str(obj.pk)).order_by(
+            "-time"
+        )[:limit]
+    )
 
 
 class ObjectDetailView(PortalPermissionMixin, DetailView):
@@ -61,7 +64,8 @@ class SubscriberListView(ObjectListView):
 class SubscriberDetailView(ObjectDetailView):
     permission_required = "cardmgmt.view_subscriber"
     queryset = Subscriber.objects.select_related("card__profile").prefetch_related(
-        "segments", Prefetch("assignments", CardAssignment.objects.select_related("card")))
+        "segments", Prefetch("assignments", CardAssignment.objects.select_related("card"))
+    )
     template_name = "cardmgmt/subscriber_detail.html"
 
 
@@ -73,9 +77,13 @@ class SubscriberCreateView(ServiceFormView):
 
     def perform(self, form: SubscriberForm) -> Subscriber:
         data = form.cleaned_data
-        return services.create_subscriber(actor=self.actor, msisdn=data["msisdn"],
-                                          status=data["status"], segments=data["segments"],
-                                          card=data["iccid"])
+        return services.create_subscriber(
+            actor=self.actor,
+            msisdn=data["msisdn"],
+            status=data["status"],
+            segments=data["segments"],
+            card=data["iccid"],
+        )
 
 
 class SubscriberEditView(ServiceFormView):
@@ -89,18 +97,26 @@ class SubscriberEditView(ServiceFormView):
         return super().dispatch(request, *args, **kwargs)
 
     def get_initial(self) -> dict[str, Any]:
-        return {"msisdn": self.object.msisdn, "status": self.object.status,
-                "segments": ", ".join(s.name for s in self.object.segments.all()),
-                "iccid": self.object.card.iccid if self.object.card else ""}
+        return {
+            "msisdn": self.object.msisdn,
+            "status": self.object.status,
+            "segments": ", ".join(s.name for s in self.object.segments.all()),
+            "iccid": self.object.card.iccid if self.object.card else "",
+        }
 
     def perform(self, form: SubscriberForm) -> Subscriber:
         data = form.cleaned_data
         subscriber = services.update_subscriber(
-            actor=self.actor, subscriber=self.object, msisdn=data["msisdn"],
-            status=data["status"], segments=data["segments"])
+            actor=self.actor,
+            subscriber=self.object,
+            msisdn=data["msisdn"],
+            status=data["status"],
+            segments=data["segments"],
+        )
         if data["iccid"] is not None and data["iccid"].pk != subscriber.card_id:
-            subscriber = services.assign_card(actor=self.actor, subscriber=subscriber,
-                                              card=data["iccid"])
+            subscriber = services.assign_card(
+                actor=self.actor, subscriber=subscriber, card=data["iccid"]
+            )
         return subscriber
 
 
@@ -121,7 +137,8 @@ class CardDetailView(ObjectDetailView):
     permission_required = "cardmgmt.view_card"
     # Key sets are shown by KVN, algorithm and counter: the sealed keys are never loaded.
     queryset = Card.objects.select_related("profile", "subscriber").prefetch_related(
-        Prefetch("keysets", KeySet.objects.only("id", "card_id", "kvn", "algorithm", "counter")))
+        Prefetch("keysets", KeySet.objects.only("id", "card_id", "kvn", "algorithm", "counter"))
+    )
     template_name = "cardmgmt/card_detail.html"
 
 
@@ -164,9 +181,17 @@ class KeySetEditView(ServiceFormView):
 
     def perform(self, form: KeySetForm) -> Card:
         data = form.cleaned_data
-        services.set_keyset(actor=self.actor, card=self.object, spec=services.KeySetInput(
-            kvn=data["kvn"], algorithm=data["algorithm"], kic=data["kic"], kid=data["kid"],
-            kik=data["kik"] or ""))
+        services.set_keyset(
+            actor=self.actor,
+            card=self.object,
+            spec=services.KeySetInput(
+                kvn=data["kvn"],
+                algorithm=data["algorithm"],
+                kic=data["kic"],
+                kid=data["kid"],
+                kik=data["kik"] or "",
+            ),
+        )
         return self.object
 
 
@@ -196,8 +221,9 @@ class CardProfileEditView(ServiceFormView):
 
     def dispatch(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
         self.object = get_object_or_404(CardProfile, pk=kwargs["pk"]) if "pk" in kwargs else None
-        self.permission_required = ("cardmgmt.change_cardprofile" if self.object
-                                    else "cardmgmt.add_cardprofile")
+        self.permission_required = (
+            "cardmgmt.change_cardprofile" if self.object else "cardmgmt.add_cardprofile"
+        )
         self.title = f"Edit card profile {self.object}" if self.object else "New card profile"
         return super().dispatch(request, *args, **kwargs)
 
@@ -205,7 +231,7 @@ class CardProfileEditView(ServiceFormView):
         return {"instance": self.object}
 
     def perform(self, form: CardProfileForm) -> CardProfile:
-        fields = {k: v for k, v in form.cleaned_data.items()}
+        fields = dict(form.cleaned_data.items())
         if self.object is None:
             return services.create_card_profile(actor=self.actor, **fields)
         return services.update_card_profile(actor=self.actor, profile=self.object, **fields)
@@ -236,8 +262,9 @@ class ImportCreateView(ServiceFormView):
 
     def perform(self, form: ImportForm) -> ImportJob:
         upload = form.cleaned_data["file"]
-        job = services.create_import_job(actor=self.actor, kind=form.cleaned_data["kind"],
-                                         upload=upload)
+        job = services.create_import_job(
+            actor=self.actor, kind=form.cleaned_data["kind"], upload=upload
+        )
         inline = upload.size <= settings.IMPORT_INLINE_MAX_BYTES
         return services.start_import_job(actor=self.actor, job=job, inline=inline)
 
@@ -251,4 +278,3 @@ class ImportJobDetailView(ObjectDetailView):
         if getattr(self.request, "htmx", False):
             return ["cardmgmt/importjob_progress.html"]
         return [self.template_name]
-

@@ -7,6 +7,7 @@ class PortalConfig(AppConfig):
     verbose_name = "Portal"
 
     def ready(self) -> None:
+        import portal.api.schema  # noqa: F401  (registers the OpenAPI auth extension)
         from portal.roles import sync_roles
 
         # After every migrate, so new models' permissions join their roles.

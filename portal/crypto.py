@@ -37,8 +37,10 @@ def _aead(version: int) -> AESGCM:
 def seal(plaintext: bytes, purpose: str, *, version: int | None = None) -> bytes:
     version = settings.MASTER_KEY_VERSION if version is None else version
     nonce = os.urandom(12)
-    return _HEADER.pack(_MAGIC, version) + nonce + _aead(version).encrypt(
-        nonce, plaintext, purpose.encode()
+    return (
+        _HEADER.pack(_MAGIC, version)
+        + nonce
+        + _aead(version).encrypt(nonce, plaintext, purpose.encode())
     )
 
 

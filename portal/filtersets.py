@@ -12,7 +12,8 @@ class AuditEntryFilterSet(django_filters.FilterSet):
     actor_kind = django_filters.MultipleChoiceFilter(choices=ActorKind.choices)
     action = django_filters.MultipleChoiceFilter(choices=AuditAction.choices)
     object_type = django_filters.ModelChoiceFilter(
-        queryset=ContentType.objects.filter(app_label__in=["portal", "cardmgmt", "sync", "auth"]))
+        queryset=ContentType.objects.filter(app_label__in=["portal", "cardmgmt", "sync", "auth"])
+    )
     object_id = django_filters.CharFilter()
     request_id = django_filters.CharFilter()
     since = django_filters.IsoDateTimeFilter(field_name="time", lookup_expr="gte")
@@ -21,8 +22,16 @@ class AuditEntryFilterSet(django_filters.FilterSet):
     class Meta:
         model = AuditEntry
         form = BootstrapForm
-        fields = ["actor", "actor_kind", "action", "object_type", "object_id", "request_id",
-                  "since", "until"]
+        fields = [
+            "actor",
+            "actor_kind",
+            "action",
+            "object_type",
+            "object_id",
+            "request_id",
+            "since",
+            "until",
+        ]
 
 
 class ApiTokenFilterSet(django_filters.FilterSet):

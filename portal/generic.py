@@ -49,20 +49,28 @@ class ObjectListView(PortalPermissionMixin, TemplateView):
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
-        filterset = self.filterset_class(self.request.GET or None, queryset=self.get_queryset(),
-                                         request=self.request)
-        queryset = filterset.qs if filterset.is_bound and filterset.is_valid() else (
-            filterset.queryset if not filterset.is_bound else filterset.queryset.none())
+        filterset = self.filterset_class(
+            self.request.GET or None, queryset=self.get_queryset(), request=self.request
+        )
+        queryset = (
+            filterset.qs
+            if filterset.is_bound and filterset.is_valid()
+            else (filterset.queryset if not filterset.is_bound else filterset.queryset.none())
+        )
         table = self.table_class(queryset, request=self.request)
-        table.paginate(paginator_class=LazyPaginator, page=self.request.GET.get("page", 1),
-                       per_page=self.per_page)
+        table.paginate(
+            paginator_class=LazyPaginator,
+            page=self.request.GET.get("page", 1),
+            per_page=self.per_page,
+        )
         user = self.request.user
         context.update(
             filterset=filterset,
             table=table,
             title=self.title or self.queryset.model._meta.verbose_name_plural.capitalize(),
             create_url_name=self.create_url_name
-            if self.create_url_name and user.has_perm(self.create_permission) else "",
+            if self.create_url_name and user.has_perm(self.create_permission)
+            else "",
             extra_actions=[a for a in self.extra_actions if user.has_perm(a[2])],
         )
         return context

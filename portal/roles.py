@@ -40,8 +40,7 @@ def role_permissions() -> dict[str, set[str]]:
         "administrator": every,
         "operator": ((views | managed | OPERATOR_ACTIONS) - AUDIT_PERMISSIONS - PRIVATE_DATA)
         | {"django_celery_beat.add_periodictask", "django_celery_beat.change_periodictask"},
-        "support": {c for c in views if c.startswith(("cardmgmt.", "sync."))}
-        - PRIVATE_DATA
+        "support": {c for c in views if c.startswith(("cardmgmt.", "sync."))} - PRIVATE_DATA
         | (SUPPORT_ACTIONS & project),
         "auditor": (views | AUDIT_PERMISSIONS) - PRIVATE_DATA,
     }

@@ -38,8 +38,9 @@ def create_user_with_role(
     user.groups.set([Group.objects.get(name=role)])
     after = snapshot(user)
     after["password"] = "***"
-    record_change(actor=actor, action=AuditAction.CREATE, instance=user, after=after,
-                  message=f"role {role}")
+    record_change(
+        actor=actor, action=AuditAction.CREATE, instance=user, after=after, message=f"role {role}"
+    )
     return user
 
 
@@ -80,7 +81,11 @@ def revoke_api_token(*, actor: Actor, token: ApiToken) -> ApiToken:
     token.revoked = timezone.now()
     token.save(update_fields=["revoked"])
     record_change(
-        actor=actor, action=AuditAction.UPDATE, instance=token, before=before, after=snapshot(token),
+        actor=actor,
+        action=AuditAction.UPDATE,
+        instance=token,
+        before=before,
+        after=snapshot(token),
         message="revoked",
     )
     return token

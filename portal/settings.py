@@ -24,7 +24,9 @@ DATA_DIR = Path(env.str("PORTAL_DATA_DIR", default=str(BASE_DIR / "data")))
 
 # Development values: well known, therefore refused in production.
 DEV_SECRET_KEY = "dev-insecure-secret-key-do-not-use-in-production-0123456789abcdef"
-DEV_MASTER_KEY = base64.b64encode(b"dev-master-key-not-for-production"[:32].ljust(32, b"!")).decode()
+DEV_MASTER_KEY = base64.b64encode(
+    b"dev-master-key-not-for-production"[:32].ljust(32, b"!")
+).decode()
 
 SECRET_KEY = env.str("SECRET_KEY", default=DEV_SECRET_KEY)
 DEBUG = env.bool("DEBUG", default=not PRODUCTION)
@@ -115,11 +117,7 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {
-    "default": env.db(
-        "DATABASE_URL", default=f"sqlite:///{DATA_DIR / 'portal.sqlite3'}"
-    )
-}
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{DATA_DIR / 'portal.sqlite3'}")}
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the worker and the web process write alongside each other.
@@ -182,7 +180,7 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="portal@localhost")
 
 # Celery. The embedded default is kombu's filesystem transport: a real worker process with
 # no server to install. Tasks never run inline (task_always_eager stays off).
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="") or "filesystem://"
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = DATA_DIR / "broker"
     for _sub in ("queue", "processed", "control"):
@@ -209,7 +207,9 @@ CELERY_TASK_ROUTES = {
     "cardmgmt.tasks.*": {"queue": "default"},
 }
 # The queues a worker started by `make run` consumes; production scales them separately.
-CELERY_WORKER_QUEUES = env.list("CELERY_WORKER_QUEUES", default=["default", "ota", "sync", "campaigns"])
+CELERY_WORKER_QUEUES = env.list(
+    "CELERY_WORKER_QUEUES", default=["default", "ota", "sync", "campaigns"]
+)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

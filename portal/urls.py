@@ -11,8 +11,9 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("password/", auth_views.PasswordChangeView.as_view(), name="password_change"),
-    path("password/done/", auth_views.PasswordChangeDoneView.as_view(),
-         name="password_change_done"),
+    path(
+        "password/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"
+    ),
     path("audit/", views.AuditEntryListView.as_view(), name="audit_list"),
     path("audit/<int:pk>/", views.AuditEntryDetailView.as_view(), name="audit_detail"),
     path("tokens/", views.ApiTokenListView.as_view(), name="token_list"),

@@ -63,8 +63,9 @@ def search(request: HttpRequest) -> HttpResponse:
         if card is not None:
             return redirect(card)
     table = SubscriberTable(results[:25], request=request, orderable=False)
-    return render(request, "portal/search.html",
-                  {"query": query, "table": table, "more": len(results) > 25})
+    return render(
+        request, "portal/search.html", {"query": query, "table": table, "more": len(results) > 25}
+    )
 
 
 @never_cache
@@ -87,8 +88,9 @@ def healthz(request: HttpRequest) -> JsonResponse:
     except Exception as exc:
         checks["broker"] = f"error: {exc.__class__.__name__}"
     healthy = all(v == "ok" for v in checks.values())
-    return JsonResponse({"status": "ok" if healthy else "error", **checks},
-                        status=200 if healthy else 503)
+    return JsonResponse(
+        {"status": "ok" if healthy else "error", **checks}, status=200 if healthy else 503
+    )
 
 
 class AuditEntryListView(ObjectListView):
@@ -107,8 +109,10 @@ class AuditEntryDetailView(PortalPermissionMixin, DetailView):
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
         before, after = self.object.before or {}, self.object.after or {}
-        context["rows"] = [(k, before.get(k), after.get(k), before.get(k) != after.get(k))
-                           for k in sorted(set(before) | set(after))]
+        context["rows"] = [
+            (k, before.get(k), after.get(k), before.get(k) != after.get(k))
+            for k in sorted(set(before) | set(after))
+        ]
         return context
 
 
@@ -148,8 +152,12 @@ def token_create(request: HttpRequest) -> HttpResponse:
         response.status_code = 400
         return response
     _token, key = services.create_api_token(
-        actor=Actor.from_request(request), user=request.user, name=form.cleaned_data["name"],
-        write_enabled=form.cleaned_data["write_enabled"], expires=form.cleaned_data["expires"])
+        actor=Actor.from_request(request),
+        user=request.user,
+        name=form.cleaned_data["name"],
+        write_enabled=form.cleaned_data["write_enabled"],
+        expires=form.cleaned_data["expires"],
+    )
     # Shown once, on the next page, then forgotten.
     request.session["new_token_key"] = key
     messages.success(request, "Token created. Copy the key now: it will not be shown again.")

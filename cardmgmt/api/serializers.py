@@ -19,9 +19,23 @@ def _checked(check, value: str) -> str:  # type: ignore[no-untyped-def]
 class CardProfileSerializer(serializers.ModelSerializer):
     class Meta:
         model = CardProfile
-        fields = ["id", "url", "name", "vendor", "algorithms", "ram_tar", "rfm_tar",
-                  "min_security_level", "cmac_length", "counter_mode", "por_mode",
-                  "max_load_block", "load_descriptor", "created", "updated"]
+        fields = [
+            "id",
+            "url",
+            "name",
+            "vendor",
+            "algorithms",
+            "ram_tar",
+            "rfm_tar",
+            "min_security_level",
+            "cmac_length",
+            "counter_mode",
+            "por_mode",
+            "max_load_block",
+            "load_descriptor",
+            "created",
+            "updated",
+        ]
         read_only_fields = ["created", "updated"]
         extra_kwargs = {"url": {"view_name": "api:cardprofile-detail"}}
 
@@ -64,8 +78,18 @@ class CardSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Card
-        fields = ["id", "url", "iccid", "imsi", "profile", "status", "subscriber", "keysets",
-                  "created", "updated"]
+        fields = [
+            "id",
+            "url",
+            "iccid",
+            "imsi",
+            "profile",
+            "status",
+            "subscriber",
+            "keysets",
+            "created",
+            "updated",
+        ]
         read_only_fields = ["created", "updated"]
 
     def validate_iccid(self, value: str) -> str:
@@ -89,15 +113,29 @@ class CardAssignmentSerializer(serializers.ModelSerializer):
 class SubscriberSerializer(serializers.ModelSerializer):
     url = serializers.HyperlinkedIdentityField(view_name="api:subscriber-detail")
     segments = serializers.ListField(child=serializers.SlugField(max_length=50), required=False)
-    iccid = serializers.CharField(required=False, allow_blank=True, write_only=True,
-                                  help_text="Assign this card (a SIM swap if another was assigned)")
+    iccid = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        write_only=True,
+        help_text="Assign this card (a SIM swap if another was assigned)",
+    )
     card = serializers.SlugRelatedField(slug_field="iccid", read_only=True)
     card_history = CardAssignmentSerializer(source="assignments", many=True, read_only=True)
 
     class Meta:
         model = Subscriber
-        fields = ["id", "url", "msisdn", "status", "segments", "card", "iccid", "card_history",
-                  "created", "updated"]
+        fields = [
+            "id",
+            "url",
+            "msisdn",
+            "status",
+            "segments",
+            "card",
+            "iccid",
+            "card_history",
+            "created",
+            "updated",
+        ]
         read_only_fields = ["created", "updated"]
 
     def to_representation(self, instance: Subscriber) -> dict:
@@ -125,7 +163,24 @@ class ImportJobSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ImportJob
-        fields = ["id", "url", "kind", "file", "original_name", "status", "percent", "total_rows",
-                  "processed_rows", "created_count", "unchanged_count", "error_count", "errors",
-                  "message", "requested_by", "created", "started", "finished"]
+        fields = [
+            "id",
+            "url",
+            "kind",
+            "file",
+            "original_name",
+            "status",
+            "percent",
+            "total_rows",
+            "processed_rows",
+            "created_count",
+            "unchanged_count",
+            "error_count",
+            "errors",
+            "message",
+            "requested_by",
+            "created",
+            "started",
+            "finished",
+        ]
         read_only_fields = [f for f in fields if f not in ("kind", "file")]

@@ -41,8 +41,9 @@ class ServiceModelViewSet(viewsets.ModelViewSet):
 
     def update(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
         instance = self.get_object()
-        serializer = self.get_serializer(instance, data=request.data,
-                                         partial=kwargs.pop("partial", False))
+        serializer = self.get_serializer(
+            instance, data=request.data, partial=kwargs.pop("partial", False)
+        )
         serializer.is_valid(raise_exception=True)
         with transaction.atomic():
             self.perform_service_update(instance, serializer.validated_data)
@@ -79,7 +80,8 @@ class CardProfileViewSet(ServiceModelViewSet):
 
 class CardViewSet(ServiceModelViewSet):
     queryset = Card.objects.select_related("profile", "subscriber").prefetch_related(
-        Prefetch("keysets", KeySet.objects.only("id", "card_id", "kvn", "algorithm", "counter")))
+        Prefetch("keysets", KeySet.objects.only("id", "card_id", "kvn", "algorithm", "counter"))
+    )
     serializer_class = CardSerializer
     filterset_class = CardFilterSet
     http_method_names = ["get", "post", "put", "patch", "head", "options"]
@@ -98,7 +100,8 @@ class CardViewSet(ServiceModelViewSet):
 
 class SubscriberViewSet(ServiceModelViewSet):
     queryset = Subscriber.objects.select_related("card").prefetch_related(
-        "segments", Prefetch("assignments", CardAssignment.objects.select_related("card")))
+        "segments", Prefetch("assignments", CardAssignment.objects.select_related("card"))
+    )
     serializer_class = SubscriberSerializer
     filterset_class = SubscriberFilterSet
 
@@ -109,8 +112,9 @@ class SubscriberViewSet(ServiceModelViewSet):
     def perform_service_update(self, instance: Subscriber, data: dict) -> None:
         card = data.pop("iccid", None)
         segments = data.pop("segments", None)
-        subscriber = services.update_subscriber(actor=self.actor(), subscriber=instance,
-                                                segments=segments, **data)
+        subscriber = services.update_subscriber(
+            actor=self.actor(), subscriber=instance, segments=segments, **data
+        )
         if card is not None and card.pk != subscriber.card_id:
             services.assign_card(actor=self.actor(), subscriber=subscriber, card=card)
 
@@ -133,12 +137,15 @@ class ImportJobViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         upload = serializer.validated_data["file"]
         inline = upload.size <= settings.IMPORT_INLINE_MAX_BYTES
         with transaction.atomic():
-            job = services.create_import_job(actor=actor, kind=serializer.validated_data["kind"],
-                                             upload=upload)
+            job = services.create_import_job(
+                actor=actor, kind=serializer.validated_data["kind"], upload=upload
+            )
             job = services.start_import_job(actor=actor, job=job, inline=inline)
         job.refresh_from_db()
         data = self.get_serializer(job).data
         if not inline:
             return Response(data, status=status.HTTP_202_ACCEPTED)
-        return Response(data, status=status.HTTP_201_CREATED if job.status == "done"
-                        else status.HTTP_400_BAD_REQUEST)
+        return Response(
+            data,
+            status=status.HTTP_201_CREATED if job.status == "done" else status.HTTP_400_BAD_REQUEST,
+        )

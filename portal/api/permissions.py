@@ -22,8 +22,9 @@ class PortalModelPermissions(permissions.DjangoModelPermissions):
             return False
         required = getattr(view, "required_permission", None)
         if required and request.method not in permissions.SAFE_METHODS:
-            return bool(request.user and request.user.is_authenticated
-                        and request.user.has_perm(required))
+            return bool(
+                request.user and request.user.is_authenticated and request.user.has_perm(required)
+            )
         return super().has_permission(request, view)
 
 

@@ -10,9 +10,22 @@ class AuditEntrySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = AuditEntry
-        fields = ["id", "time", "actor_kind", "actor_label", "actor_user", "actor_token", "action",
-                  "object_type", "object_id", "object_repr", "before", "after", "message",
-                  "request_id"]
+        fields = [
+            "id",
+            "time",
+            "actor_kind",
+            "actor_label",
+            "actor_user",
+            "actor_token",
+            "action",
+            "object_type",
+            "object_id",
+            "object_repr",
+            "before",
+            "after",
+            "message",
+            "request_id",
+        ]
 
     def get_object_type(self, obj: AuditEntry) -> str:
         return f"{obj.object_type.app_label}.{obj.object_type.model}"
@@ -23,5 +36,14 @@ class ApiTokenSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ApiToken
-        fields = ["id", "name", "user", "prefix", "write_enabled", "created", "expires",
-                  "last_used", "revoked"]
+        fields = [
+            "id",
+            "name",
+            "user",
+            "prefix",
+            "write_enabled",
+            "created",
+            "expires",
+            "last_used",
+            "revoked",
+        ]

@@ -12,14 +12,19 @@ from portal.context import Actor
 
 
 class Command(BaseCommand):
-    help = ("Import a card manufacturer output file or a subscriber list (CSV). The whole file "
-            "is validated first; nothing is imported if any line is bad.")
+    help = (
+        "Import a card manufacturer output file or a subscriber list (CSV). The whole file "
+        "is validated first; nothing is imported if any line is bad."
+    )
 
     def add_arguments(self, parser):  # type: ignore[no-untyped-def]
         parser.add_argument("kind", choices=ImportKind.values)
         parser.add_argument("path", type=Path)
-        parser.add_argument("--background", action="store_true",
-                            help="Queue the job for a worker instead of running it here")
+        parser.add_argument(
+            "--background",
+            action="store_true",
+            help="Queue the job for a worker instead of running it here",
+        )
 
     def handle(self, *args, **options):  # type: ignore[no-untyped-def]
         path: Path = options["path"]
@@ -37,8 +42,9 @@ class Command(BaseCommand):
             self.stdout.write(f"queued import job {job.pk}")
             return
         for error in job.errors:
-            self.stderr.write(f"line {error['line']}, column {error['column'] or '-'}: "
-                              f"{error['message']}")
+            self.stderr.write(
+                f"line {error['line']}, column {error['column'] or '-'}: {error['message']}"
+            )
         if job.status != ImportStatus.DONE:
             raise CommandError(job.message or job.status)
         self.stdout.write(f"import job {job.pk}: {job.message}")

@@ -10,5 +10,6 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):  # type: ignore[no-untyped-def]
         changed = services.reseal_secrets(actor=Actor.command("reseal_secrets"))
-        self.stdout.write(f"re-sealed {changed} key set(s) under master key version "
-                          f"{settings.MASTER_KEY_VERSION}")
+        self.stdout.write(
+            f"re-sealed {changed} key set(s) under master key version {settings.MASTER_KEY_VERSION}"
+        )

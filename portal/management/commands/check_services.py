@@ -9,7 +9,7 @@ from django.db import connection
 HOW_TO_START = {
     "postgresql": "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
     "redis": "redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save '' "
-             "--appendonly no",
+    "--appendonly no",
     "amqp": "rabbitmq-server -detached",
 }
 
@@ -18,8 +18,11 @@ class Command(BaseCommand):
     help = "Check that the database and the Celery broker answer."
 
     def add_arguments(self, parser):  # type: ignore[no-untyped-def]
-        parser.add_argument("--create-database", action="store_true",
-                            help="Create the PostgreSQL database when the server has none")
+        parser.add_argument(
+            "--create-database",
+            action="store_true",
+            help="Create the PostgreSQL database when the server has none",
+        )
 
     def handle(self, *args, **options):  # type: ignore[no-untyped-def]
         problems = []
@@ -30,8 +33,10 @@ class Command(BaseCommand):
             self.stdout.write(f"database: ok ({connection.vendor})")
         except Exception as exc:
             hint = HOW_TO_START.get(connection.vendor, "")
-            problems.append(f"database {settings.DATABASES['default'].get('HOST') or ''} is not "
-                            f"reachable ({exc.__class__.__name__}: {exc}). Start it: {hint}")
+            problems.append(
+                f"database {settings.DATABASES['default'].get('HOST') or ''} is not "
+                f"reachable ({exc.__class__.__name__}: {exc}). Start it: {hint}"
+            )
         from portal.celery import app
 
         broker = settings.CELERY_BROKER_URL
@@ -41,8 +46,10 @@ class Command(BaseCommand):
             self.stdout.write(f"broker: ok ({broker.split('://')[0]})")
         except Exception as exc:
             scheme = broker.split("://")[0]
-            problems.append(f"broker {scheme} is not reachable ({exc.__class__.__name__}). "
-                            f"Start it: {HOW_TO_START.get(scheme, '')}")
+            problems.append(
+                f"broker {scheme} is not reachable ({exc.__class__.__name__}). "
+                f"Start it: {HOW_TO_START.get(scheme, '')}"
+            )
         if problems:
             raise CommandError("\n".join(problems))
 
@@ -51,13 +58,22 @@ class Command(BaseCommand):
         from psycopg import sql
 
         db = settings.DATABASES["default"]
-        params = {"host": db.get("HOST") or None, "port": db.get("PORT") or None,
-                  "user": db.get("USER") or None, "password": db.get("PASSWORD") or None}
+        params = {
+            "host": db.get("HOST") or None,
+            "port": db.get("PORT") or None,
+            "user": db.get("USER") or None,
+            "password": db.get("PASSWORD") or None,
+        }
         try:
-            with psycopg.connect(dbname="postgres", autocommit=True, connect_timeout=3,
-                                 **{k: v for k, v in params.items() if v}) as conn:
-                exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
-                                      [db["NAME"]]).fetchone()
+            with psycopg.connect(
+                dbname="postgres",
+                autocommit=True,
+                connect_timeout=3,
+                **{k: v for k, v in params.items() if v},
+            ) as conn:
+                exists = conn.execute(
+                    "SELECT 1 FROM pg_database WHERE datname = %s", [db["NAME"]]
+                ).fetchone()
                 if not exists:
                     conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db["NAME"])))
                     self.stdout.write(f"database {db['NAME']} created")

@@ -24,12 +24,19 @@ class Command(BaseCommand):
         user = get_user_model().objects.filter(username=options["username"]).first()
         if user is None:
             raise CommandError(f"no user {options['username']!r}")
-        expires = (timezone.now() + datetime.timedelta(days=options["days"])
-                   if options["days"] > 0 else None)
+        expires = (
+            timezone.now() + datetime.timedelta(days=options["days"])
+            if options["days"] > 0
+            else None
+        )
         try:
             _token, key = services.create_api_token(
-                actor=Actor.command("create_api_token"), user=user, name=options["name"],
-                write_enabled=options["write"], expires=expires)
+                actor=Actor.command("create_api_token"),
+                user=user,
+                name=options["name"],
+                write_enabled=options["write"],
+                expires=expires,
+            )
         except ValidationError as exc:
             raise CommandError("; ".join(exc.messages)) from None
         self.stdout.write(key)

@@ -23,8 +23,12 @@ class Command(BaseCommand):
         password = options["password"] or secrets.token_urlsafe(12)
         try:
             services.create_user_with_role(
-                actor=Actor.command("create_user"), username=options["username"],
-                role=options["role"], password=password, email=options["email"])
+                actor=Actor.command("create_user"),
+                username=options["username"],
+                role=options["role"],
+                password=password,
+                email=options["email"],
+            )
         except ValidationError as exc:
             raise CommandError("; ".join(exc.messages)) from None
         self.stdout.write(f"created {options['role']} {options['username']}")

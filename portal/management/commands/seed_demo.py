@@ -22,14 +22,32 @@ from portal import services
 from portal.context import Actor
 
 DEMO_PROFILES = [
-    {"name": "Demo AES", "vendor": "DemoCards", "algorithms": ["aes128", "aes256"],
-     "ram_tar": "B00000", "rfm_tar": "B00010", "min_security_level": 0x12, "cmac_length": 8,
-     "counter_mode": "higher", "por_mode": "sms_submit", "max_load_block": 240,
-     "load_descriptor": False},
-    {"name": "Demo 3DES", "vendor": "DemoCards", "algorithms": ["3des2k", "3des3k"],
-     "ram_tar": "000000", "rfm_tar": "B00010", "min_security_level": 0x12, "cmac_length": 8,
-     "counter_mode": "higher", "por_mode": "sms_submit", "max_load_block": 240,
-     "load_descriptor": True},
+    {
+        "name": "Demo AES",
+        "vendor": "DemoCards",
+        "algorithms": ["aes128", "aes256"],
+        "ram_tar": "B00000",
+        "rfm_tar": "B00010",
+        "min_security_level": 0x12,
+        "cmac_length": 8,
+        "counter_mode": "higher",
+        "por_mode": "sms_submit",
+        "max_load_block": 240,
+        "load_descriptor": False,
+    },
+    {
+        "name": "Demo 3DES",
+        "vendor": "DemoCards",
+        "algorithms": ["3des2k", "3des3k"],
+        "ram_tar": "000000",
+        "rfm_tar": "B00010",
+        "min_security_level": 0x12,
+        "cmac_length": 8,
+        "counter_mode": "higher",
+        "por_mode": "sms_submit",
+        "max_load_block": 240,
+        "load_descriptor": True,
+    },
 ]
 SEGMENTS = ["prepaid", "postpaid", "business", "pilot"]
 
@@ -72,17 +90,23 @@ class Command(BaseCommand):
         user_model = get_user_model()
         if not user_model.objects.filter(username=options["admin"]).exists():
             password = secrets.token_urlsafe(12)
-            services.create_user_with_role(actor=actor, username=options["admin"],
-                                           role="administrator", password=password)
-            self.stdout.write(self.style.SUCCESS(
-                f"Administrator created. Log in at http://127.0.0.1:8000/ as "
-                f"{options['admin']} / {password}  (shown this once)"))
+            services.create_user_with_role(
+                actor=actor, username=options["admin"], role="administrator", password=password
+            )
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"Administrator created. Log in at http://127.0.0.1:8000/ as "
+                    f"{options['admin']} / {password}  (shown this once)"
+                )
+            )
         with transaction.atomic():
             for spec in DEMO_PROFILES:
                 if not CardProfile.objects.filter(name=spec["name"]).exists():
                     inventory.create_card_profile(actor=actor, **spec)
-        for kind, content in (("cards", demo_card_csv(options["cards"])),
-                              ("subscribers", demo_subscriber_csv(options["cards"]))):
+        for kind, content in (
+            ("cards", demo_card_csv(options["cards"])),
+            ("subscribers", demo_subscriber_csv(options["cards"])),
+        ):
             upload = SimpleUploadedFile(f"demo-{kind}.csv", content, content_type="text/csv")
             job = inventory.create_import_job(actor=actor, kind=kind, upload=upload)
             job = inventory.start_import_job(actor=actor, job=job, inline=True)
