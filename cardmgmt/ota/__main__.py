@@ -22,7 +22,15 @@ from .gp import parse_install_params
 from .planner import CardProfileParams, LoadAndInstall, plan, secure_plan
 from .por import ResponsePacket, decode_por, describe_por, encode_por, parse_additional_data
 from .rapdu import ExpandedResponse
-from .sms import MAX_SINGLE_PACKET, Reassembler, fits_single_sms, parse_user_data, segment_packet
+from .sms import (
+    CPI,
+    MAX_SINGLE_PACKET,
+    RPI,
+    Reassembled,
+    Reassembler,
+    fits_single_sms,
+    segment_packet,
+)
 from .spi import KeyAlgorithm, PorStatus, RcAlgorithm, Spi
 
 
@@ -97,14 +105,14 @@ def encode_command_verb(req: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _reassemble(items: list[Any]) -> bytes:
+def _reassemble(items: list[Any]) -> Reassembled:
     reassembler = Reassembler()
     result = None
     for item in items:
         result = reassembler.add(_hex({"user_data": item}, "user_data")) or result
     if result is None:
         raise FormatError(f"segments incomplete: {len(items)} given, message not complete")
-    return result.packet
+    return result
 
 
 def decode_command_verb(req: dict[str, Any]) -> dict[str, Any]:
@@ -112,7 +120,7 @@ def decode_command_verb(req: dict[str, Any]) -> dict[str, Any]:
         packet = _hex(req, "packet")
     else:
         ud = _field(req, "user_data")
-        packet = _reassemble(ud if isinstance(ud, list) else [ud])
+        packet = _reassemble(ud if isinstance(ud, list) else [ud]).packet
     tars = _field(req, "known_tars", None)
     known = None if tars is None else {_hex({"tar": t}, "tar") for t in tars}
     verdict = card_decode_command(
@@ -189,10 +197,9 @@ def segments_verb(req: dict[str, Any]) -> dict[str, Any]:
     items = _field(req, "user_data")
     if not isinstance(items, list):
         items = [items]
-    packet = _reassemble(items)
-    first = parse_user_data(_hex({"u": items[0]}, "u"))
-    kind = "command" if 0x70 in first.ies else "response" if 0x71 in first.ies else "other"
-    return {"packet": packet.hex(), "segments": len(items), "kind": kind}
+    whole = _reassemble(items)
+    kind = "command" if CPI in whole.ies else "response" if RPI in whole.ies else "other"
+    return {"packet": whole.packet.hex(), "segments": whole.segments, "kind": kind}
 
 
 def _load_cap(req: dict[str, Any]) -> CapFile:
