@@ -17,19 +17,28 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from .crypto import (
+    _CBC16,
+    AES,
+    CMAC,
+    Checksum,
+    Cipher,
+    Transform,
+    _aes_cbc_encrypt,
+    _aes_cmac,
     algorithm_of,
     cc_length,
+    checksum_for,
     cryptographic_checksum,
     decrypt,
-    encrypt,
+    encryptor_for,
     rc_algorithm_of,
+    rc_checksum,
     redundancy_check,
 )
 from .errors import FormatError, OtaError, SecurityError, UnsupportedError
 from .spi import (
     COUNTER_MAX,
     CounterMode,
-    KeyAlgorithm,
     PorStatus,
     RcAlgorithm,
     Security,
@@ -43,8 +52,6 @@ _HEADER = struct.Struct(">HB2sBB3s")
 HEADER_LENGTH = _HEADER.size  # 10
 COMMAND_OVERHEAD = HEADER_LENGTH + 6  # plus CNTR and PCNTR: 16 octets before the checksum
 
-_AES = KeyAlgorithm.AES
-
 
 @dataclass(frozen=True)
 class KeySet:
@@ -57,7 +64,7 @@ class KeySet:
         return f"KeySet(kic_key=<{len(self.kic_key)} octets>, kid_key=<{len(self.kid_key)} octets>)"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SecuredCommandPacket:
     """A command packet before securing: what the server wants the card to run."""
 
@@ -114,44 +121,68 @@ def command_packet_length(
     return COMMAND_OVERHEAD + cc_len + data_len + padding_length(spi, kic, cc_len, data_len)
 
 
+# What encode_command needs per (SPI, KIc, KID, TAR, data length, CMAC length), worked out once:
+# the 10 clear header octets, the padding, the checksum length and the checksum and cipher
+# functions. A campaign sends the same command shape to many cards, so this hits nearly always.
+_Layout = tuple[bytes, int, bytes, int, Checksum | None, Transform | None]
+_LAYOUTS: dict[tuple[bytes, int, int, bytes, int, int], _Layout] = {}
+_ZEROS = [bytes(n) for n in range(16)]
+
+
+def _layout(spi: Spi, kic: int, kid: int, tar: bytes, data_len: int, cmac_length: int) -> _Layout:
+    cc_len = checksum_length(spi.security, kid, cmac_length)
+    mac: Checksum | None = None
+    if spi.security is Security.CC:
+        mac = checksum_for(algorithm_of(kid))
+    elif spi.security is Security.RC:
+        mac = rc_checksum(rc_algorithm_of(kid))
+    pad, enc = 0, None
+    if spi.ciphering:
+        cipher_alg = algorithm_of(kic)
+        pad = -(6 + cc_len + data_len) % cipher_alg.block_size
+        enc = encryptor_for(cipher_alg)
+    cpl = 14 + cc_len + data_len + pad
+    if cpl > 0xFFFF:
+        raise FormatError(f"secured packet of {cpl + 2} octets does not fit the 2-octet CPL")
+    header = _HEADER.pack(cpl, 13 + cc_len, spi.raw, kic, kid, tar)
+    layout = (header, pad, _ZEROS[pad], cc_len, mac, enc)
+    if len(_LAYOUTS) >= 4096:
+        _LAYOUTS.clear()
+    _LAYOUTS[(spi.raw, kic, kid, tar, data_len, cmac_length)] = layout
+    return layout
+
+
 def encode_command(
     packet: SecuredCommandPacket, kic_key: bytes, kid_key: bytes, *, cmac_length: int = 8
 ) -> bytes:
-    """Secure a command packet: CPL to the end, ready for `sms.command_user_data` (5.1.1)."""
+    """Secure a command packet: CPL to the end, ready for `sms.command_user_data` (5.1.1).
+
+    This is the hot path of every campaign: the layout comes from a cache, the octets are put
+    together with as few copies as possible, and the usual AES calls are inlined.
+    """
     spi = packet.spi
-    security = spi.security
     data = packet.data
-    kid = packet.kid
-    # Inline of checksum_length(): this is the hot path of every campaign.
-    if security is Security.CC:
-        alg = algorithm_of(kid)
-        cc_len = 8 if alg is not _AES else cc_length(alg, cmac_length)
-    elif security is Security.NONE:
-        cc_len = 0
-    else:
-        cc_len = checksum_length(security, kid, cmac_length)
-    if spi.ciphering:
-        cipher_alg = algorithm_of(packet.kic)
-        pad = -(6 + cc_len + len(data)) % (16 if cipher_alg is _AES else 8)
-        if pad:
-            data += bytes(pad)
-    else:
-        pad = 0
-    cpl = 14 + cc_len + len(data)
-    if cpl > 0xFFFF:
-        raise FormatError(f"secured packet of {cpl + 2} octets does not fit the 2-octet CPL")
-    header = _HEADER.pack(cpl, 13 + cc_len, spi.raw, packet.kic, kid, packet.tar)
+    layout = _LAYOUTS.get((spi.raw, packet.kic, packet.kid, packet.tar, len(data), cmac_length))
+    if layout is None:
+        layout = _layout(spi, packet.kic, packet.kid, packet.tar, len(data), cmac_length)
+    header, pad, zeros, cc_len, mac, enc = layout
     counter = ((packet.cntr << 8) | pad).to_bytes(6, "big")  # CNTR(5) PCNTR(1)
-    if cc_len:
-        if security is Security.CC:
-            cc = cryptographic_checksum(alg, kid_key, header + counter + data, cc_len)
+    try:
+        if mac is _aes_cmac:  # the common case, inlined: one Python call less per packet
+            cmac = CMAC(AES(kid_key))
+            cmac.update(b"".join((header, counter, data, zeros)))
+            body = b"".join((counter, cmac.finalize()[:cc_len], data, zeros))
+        elif mac is not None:
+            cc = mac(kid_key, b"".join((header, counter, data, zeros)), cc_len)
+            body = b"".join((counter, cc, data, zeros))
         else:
-            cc = redundancy_check(rc_algorithm_of(kid), header + counter + data)
-        body = counter + cc + data
-    else:
-        body = counter + data
-    if spi.ciphering:
-        return header + encrypt(cipher_alg, kic_key, body)
+            body = b"".join((counter, data, zeros))
+        if enc is _aes_cbc_encrypt:
+            return header + Cipher(AES(kic_key), _CBC16).encryptor().update(body)
+        if enc is not None:
+            return header + enc(kic_key, body)
+    except ValueError as exc:  # `cryptography` refusing a key length
+        raise SecurityError(f"the KIc/KID key does not suit the algorithm: {exc}") from None
     return header + body
 
 

@@ -13,6 +13,7 @@ the short keys it warns about.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.primitives.ciphers import Cipher, modes
@@ -26,86 +27,148 @@ _CBC8 = modes.CBC(bytes(8))
 _CBC16 = modes.CBC(bytes(16))
 _ECB = modes.ECB()  # noqa: S305 -- KIc 0xD is DES-ECB (TS 102 225 5.1.2); legacy cards use it
 
-_DES_KEY_LENGTHS = {KeyAlgorithm.DES_CBC: 8, KeyAlgorithm.DES_ECB: 8, KeyAlgorithm.TDES_2KEY: 16}
+_DES_KEY_LENGTHS = {
+    KeyAlgorithm.DES_CBC: 8,
+    KeyAlgorithm.DES_ECB: 8,
+    KeyAlgorithm.TDES_2KEY: 16,
+    KeyAlgorithm.TDES_3KEY: 24,
+}
+_ALGORITHMS = {int(a): a for a in KeyAlgorithm}
+_RC_ALGORITHMS = {int(a): a for a in RcAlgorithm}
+
+Transform = Callable[[bytes, bytes], bytes]  # (key, data) -> data
+Checksum = Callable[[bytes, bytes, int], bytes]  # (key, data, length) -> checksum
 
 
-def _des_key(alg: KeyAlgorithm, key: bytes) -> bytes:
-    """The 24-octet 3DES key for a DES-family algorithm, checking the stored key's length."""
-    n = len(key)
-    if alg is KeyAlgorithm.TDES_3KEY:
-        if n == 24:
-            return key
-    elif n == _DES_KEY_LENGTHS[alg]:
-        return key * 3 if n == 8 else key + key[:8]
-    raise SecurityError(f"{alg.name} needs a {_DES_KEY_LENGTHS.get(alg, 24)}-octet key, got {n}")
+def _des_family(alg: KeyAlgorithm, mode: modes.Mode, decrypting: bool = False) -> Transform:
+    """Encipher (or decipher) with a DES-family key, expanded to the 24 octets 3DES takes."""
+    expected = _DES_KEY_LENGTHS[alg]
+
+    def transform(key: bytes, data: bytes) -> bytes:
+        if len(key) != expected:
+            raise SecurityError(f"{alg.name} needs a {expected}-octet key, got {len(key)}")
+        if expected == 16:
+            key += key[:8]  # K1|K2|K1
+        elif expected == 8:
+            key *= 3  # K|K|K is single DES
+        cipher = Cipher(TripleDES(key), mode)
+        return (cipher.decryptor() if decrypting else cipher.encryptor()).update(data)
+
+    return transform
 
 
-def _aes_key(key: bytes) -> AES:
-    if len(key) not in (16, 24, 32):
-        raise SecurityError(f"AES needs a 16, 24 or 32-octet key, got {len(key)}")
-    return AES(key)
+def _aes_cbc_encrypt(key: bytes, data: bytes) -> bytes:
+    return Cipher(AES(key), _CBC16).encryptor().update(data)
 
 
-def _check_algorithm(alg: KeyAlgorithm) -> None:
-    if alg is KeyAlgorithm.IMPLICIT or alg is KeyAlgorithm.PROPRIETARY:
-        raise UnsupportedError(
-            f"algorithm {alg.name} (KIc/KID b4-b1 {int(alg):X}) is agreed out of band; "
-            "configure an explicit DES, 3DES or AES key identifier"
-        )
+def _aes_cbc_decrypt(key: bytes, data: bytes) -> bytes:
+    return Cipher(AES(key), _CBC16).decryptor().update(data)
+
+
+def _aes_cmac(key: bytes, data: bytes, length: int) -> bytes:
+    mac = CMAC(AES(key))
+    mac.update(data)
+    return mac.finalize()[:length]
+
+
+def _des_cbc_mac(alg: KeyAlgorithm) -> Checksum:
+    encipher = _des_family(alg, _CBC8)
+
+    def checksum(key: bytes, data: bytes, length: int) -> bytes:
+        # ISO 9797-1 padding method 1: zeros up to the block size, none when already aligned.
+        pad = -len(data) % 8
+        if pad:
+            data += bytes(pad)
+        return encipher(key, data)[-8:]
+
+    return checksum
+
+
+_ENCRYPT: dict[KeyAlgorithm, Transform] = {KeyAlgorithm.AES: _aes_cbc_encrypt}
+_DECRYPT: dict[KeyAlgorithm, Transform] = {KeyAlgorithm.AES: _aes_cbc_decrypt}
+_MAC: dict[KeyAlgorithm, Checksum] = {KeyAlgorithm.AES: _aes_cmac}
+for _alg in _DES_KEY_LENGTHS:
+    _mode = _ECB if _alg is KeyAlgorithm.DES_ECB else _CBC8
+    _ENCRYPT[_alg] = _des_family(_alg, _mode)
+    _DECRYPT[_alg] = _des_family(_alg, _mode, decrypting=True)
+    if _alg is not KeyAlgorithm.DES_ECB:
+        _MAC[_alg] = _des_cbc_mac(_alg)
+
+
+def _unsupported(alg: KeyAlgorithm, what: str) -> UnsupportedError:
+    if alg is KeyAlgorithm.DES_ECB:
+        return UnsupportedError("KID b4-b1 'D' (DES-ECB) is reserved for a cryptographic checksum")
+    return UnsupportedError(
+        f"algorithm {alg.name} (KIc/KID b4-b1 {int(alg):X}) cannot be used for {what}: it is agreed "
+        "out of band; configure an explicit DES, 3DES or AES key identifier"
+    )
 
 
 def algorithm_of(kic_or_kid: int) -> KeyAlgorithm:
     """The algorithm coded in b4..b1 of a KIc or KID octet (TS 102 225 5.1.2)."""
-    try:
-        return KeyAlgorithm(kic_or_kid & 0x0F)
-    except ValueError:
+    alg = _ALGORITHMS.get(kic_or_kid & 0x0F)
+    if alg is None:
         raise UnsupportedError(
             f"KIc/KID {kic_or_kid:02X}: algorithm code {kic_or_kid & 0x0F:X} is reserved"
-        ) from None
+        )
+    return alg
 
 
 def rc_algorithm_of(kid: int) -> RcAlgorithm:
     """The CRC coded in b4..b1 of a KID octet when SPI asks for an RC (TS 102 225 5.1.3)."""
-    try:
-        return RcAlgorithm(kid & 0x0F)
-    except ValueError:
+    alg = _RC_ALGORITHMS.get(kid & 0x0F)
+    if alg is None:
         raise UnsupportedError(
             f"KID {kid:02X}: b4-b1 {kid & 0x0F:X} is no CRC (01 CRC16, 05 CRC32)"
-        ) from None
+        )
+    return alg
+
+
+def encryptor_for(alg: KeyAlgorithm) -> Transform:
+    """The ciphering function (key, data) -> data for a KIc algorithm, zero ICV."""
+    fn = _ENCRYPT.get(alg)
+    if fn is None:
+        raise _unsupported(alg, "ciphering")
+    return fn
+
+
+def checksum_for(alg: KeyAlgorithm) -> Checksum:
+    """The CC function (key, data, length) -> CC for a KID algorithm."""
+    fn = _MAC.get(alg)
+    if fn is None:
+        raise _unsupported(alg, "a cryptographic checksum")
+    return fn
+
+
+def _key_error(alg: KeyAlgorithm, exc: ValueError) -> SecurityError:
+    return SecurityError(f"the key does not suit {alg.name}: {exc}")
 
 
 def encrypt(alg: KeyAlgorithm, key: bytes, data: bytes) -> bytes:
     """Encipher `data` (already a multiple of the block size) with a zero ICV."""
-    if alg is KeyAlgorithm.AES:
-        return Cipher(_aes_key(key), _CBC16).encryptor().update(data)
-    _check_algorithm(alg)
-    mode = _ECB if alg is KeyAlgorithm.DES_ECB else _CBC8
-    return Cipher(TripleDES(_des_key(alg, key)), mode).encryptor().update(data)
+    try:
+        return encryptor_for(alg)(key, data)
+    except ValueError as exc:
+        raise _key_error(alg, exc) from None
 
 
 def decrypt(alg: KeyAlgorithm, key: bytes, data: bytes) -> bytes:
     """Decipher `data` (a multiple of the block size) with a zero ICV."""
-    if alg is KeyAlgorithm.AES:
-        return Cipher(_aes_key(key), _CBC16).decryptor().update(data)
-    _check_algorithm(alg)
-    mode = _ECB if alg is KeyAlgorithm.DES_ECB else _CBC8
-    return Cipher(TripleDES(_des_key(alg, key)), mode).decryptor().update(data)
+    fn = _DECRYPT.get(alg)
+    if fn is None:
+        raise _unsupported(alg, "ciphering")
+    try:
+        return fn(key, data)
+    except ValueError as exc:
+        raise _key_error(alg, exc) from None
 
 
 def cryptographic_checksum(alg: KeyAlgorithm, key: bytes, data: bytes, length: int = 8) -> bytes:
     """The CC of `data`: 3DES CBC-MAC (8 octets) or AES-CMAC truncated to `length` octets."""
-    if alg is KeyAlgorithm.AES:
-        mac = CMAC(_aes_key(key))
-        mac.update(data)
-        return mac.finalize()[:length]
-    if alg is KeyAlgorithm.DES_ECB:
-        raise SecurityError("KID b4-b1 'D' (DES-ECB) is reserved for a cryptographic checksum")
-    _check_algorithm(alg)
-    # ISO 9797-1 padding method 1: zeros up to the block size, none when already aligned.
-    pad = -len(data) % 8
-    if pad:
-        data += bytes(pad)
-    return Cipher(TripleDES(_des_key(alg, key)), _CBC8).encryptor().update(data)[-8:]
+    try:
+        return checksum_for(alg)(key, data, length)
+    except ValueError as exc:
+        raise _key_error(alg, exc) from None
 
 
 def cc_length(alg: KeyAlgorithm, cmac_length: int = 8) -> int:
@@ -149,3 +212,8 @@ def redundancy_check(alg: RcAlgorithm, data: bytes) -> bytes:
     if alg is RcAlgorithm.CRC32:
         return zlib.crc32(data).to_bytes(4, "big")
     return crc16_x25(data).to_bytes(2, "big")
+
+
+def rc_checksum(alg: RcAlgorithm) -> Checksum:
+    """`redundancy_check` in the shape of a CC function (the key is not used)."""
+    return lambda _key, data, _length: redundancy_check(alg, data)

@@ -117,7 +117,7 @@ _STATUS_TEXT = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Spi:
     """The two SPI octets, decoded (TS 102 225 5.1.1).
 
