@@ -65,8 +65,8 @@ class CardProfile(models.Model):
 class Card(models.Model):
     """A UICC, identified by its ICCID."""
 
-    iccid = models.CharField("ICCID", max_length=20, unique=True, validators=[validate_iccid])
-    imsi = models.CharField("IMSI", max_length=15, unique=True, validators=[validate_imsi])
+    iccid = models.CharField("ICCID", max_length=20, validators=[validate_iccid])
+    imsi = models.CharField("IMSI", max_length=15, validators=[validate_imsi])
     profile = models.ForeignKey(CardProfile, on_delete=models.PROTECT, related_name="cards")
     status = models.CharField(
         max_length=10, choices=CardStatus.choices, default=CardStatus.IN_STOCK
@@ -141,7 +141,7 @@ class Segment(models.Model):
 
 
 class Subscriber(models.Model):
-    msisdn = models.CharField("MSISDN", max_length=16, unique=True, validators=[validate_msisdn])
+    msisdn = models.CharField("MSISDN", max_length=16, validators=[validate_msisdn])
     status = models.CharField(
         max_length=12, choices=SubscriberStatus.choices, default=SubscriberStatus.ACTIVE
     )

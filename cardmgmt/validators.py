@@ -10,23 +10,24 @@ import re
 
 from django.core.exceptions import ValidationError
 
-from cardmgmt.choices import KEY_LENGTHS, KeyAlgorithm
+from cardmgmt.choices import KEY_LENGTHS
 
 _DIGITS = re.compile(r"^[0-9]+$")
 _HEX = re.compile(r"^[0-9A-Fa-f]*$")
 _E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 
 
+# ASCII digit -> its value, and -> the digit sum of twice its value (the Luhn doubling).
+_PLAIN = bytes(48) + bytes(range(10)) + bytes(198)
+_DOUBLED = bytes(48) + bytes((0, 2, 4, 6, 8, 1, 3, 5, 7, 9)) + bytes(198)
+
+
 def luhn_check_digit(payload: str) -> int:
-    """The Luhn digit that completes `payload` (ITU-T E.118 for ICCIDs)."""
-    total = 0
-    for i, ch in enumerate(reversed(payload)):
-        d = ord(ch) - 48
-        if i % 2 == 0:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
+    """The Luhn digit that completes `payload` (ITU-T E.118 for ICCIDs). Digits only."""
+    digits = payload.encode()
+    # From the right: the digits next to the check digit are doubled. translate() and sum()
+    # over bytes keep this at C speed for million-row imports.
+    total = sum(digits[-1::-2].translate(_DOUBLED)) + sum(digits[-2::-2].translate(_PLAIN))
     return (10 - total % 10) % 10
 
 
@@ -64,16 +65,19 @@ def check_msisdn(value: str) -> str:
     return value
 
 
+_KEY_BYTES = {str(k.value): n for k, n in KEY_LENGTHS.items()}
+
+
 def check_key(value: str, algorithm: str) -> bytes:
+    # Hot path of million-row imports: one dict lookup and one fromhex on good input.
+    expected = _KEY_BYTES.get(algorithm)
+    if expected is None:
+        raise ValueError(f"unknown key algorithm {algorithm!r}")
     value = value.strip()
     if not value:
         raise ValueError("key is empty")
     if not _HEX.match(value) or len(value) % 2:
         raise ValueError("key must be hexadecimal with an even number of digits")
-    try:
-        expected = KEY_LENGTHS[KeyAlgorithm(algorithm)]
-    except ValueError:
-        raise ValueError(f"unknown key algorithm {algorithm!r}") from None
     key = bytes.fromhex(value)
     if len(key) != expected:
         raise ValueError(f"key must be {expected} bytes for {algorithm}, got {len(key)}")

@@ -75,4 +75,27 @@ def _fingerprint_key() -> bytes:
 
 def fingerprint(data: bytes) -> str:
     """A keyed digest that tells whether two secrets are equal without revealing them."""
-    return hmac.new(_fingerprint_key(), data, hashlib.sha256).hexdigest()
+    return hmac.digest(_fingerprint_key(), data, "sha256").hex()
+
+
+class Sealer:
+    """Seals many values under the current master key: the same format as `seal`, with the
+    per-call overhead (settings look-up, one random syscall per nonce) taken out of the
+    loop of a million-row import."""
+
+    _NONCE_BATCH = 4096
+
+    def __init__(self) -> None:
+        version = settings.MASTER_KEY_VERSION
+        self._header = _HEADER.pack(_MAGIC, version)
+        self._encrypt = _aead(version).encrypt
+        self._nonces = b""
+        self._offset = 0
+
+    def seal(self, plaintext: bytes, purpose: bytes) -> bytes:
+        if self._offset >= len(self._nonces):
+            self._nonces = os.urandom(12 * self._NONCE_BATCH)
+            self._offset = 0
+        nonce = self._nonces[self._offset : self._offset + 12]
+        self._offset += 12
+        return self._header + nonce + self._encrypt(nonce, plaintext, purpose)

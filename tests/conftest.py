@@ -11,21 +11,27 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from django.conf import settings
-from django.contrib.auth import get_user_model
-from rest_framework.test import APIClient
-
-from cardmgmt import services as inventory
-from cardmgmt.models import CardProfile
-from portal import services
-from portal.context import Actor
 
 ROOT = Path(__file__).resolve().parent.parent
 ROLES = ("administrator", "operator", "support", "auditor")
-TEST_ACTOR = Actor.command("tests")
+
+# Django is imported inside the fixtures, so the pure protocol tests (tests/ota, tests/syncml,
+# tests/smpp) also run with `-p no:django` on a machine without the services.
+try:
+    from django.conf import settings
+except ImportError:  # pragma: no cover
+    settings = None
+
+
+def _actor():  # type: ignore[no-untyped-def]
+    from portal.context import Actor
+
+    return Actor.command("tests")
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    if not config.pluginmanager.hasplugin("django"):
+        return
     engine = settings.DATABASES["default"]["ENGINE"]
     if "postgresql" not in engine and not os.environ.get("ALLOW_NON_POSTGRES_TESTS"):
         raise pytest.UsageError(
@@ -36,9 +42,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture
 def make_user(db):
+    from portal import services
+
     def make(role: str, username: str | None = None, password: str = "pw-Secret-123"):
         return services.create_user_with_role(
-            actor=TEST_ACTOR, username=username or f"{role}-user", role=role, password=password
+            actor=_actor(), username=username or f"{role}-user", role=role, password=password
         )
 
     return make
@@ -52,11 +60,15 @@ def role_users(make_user) -> dict[str, object]:
 @pytest.fixture
 def api_client_for(make_user):
     """An APIClient authenticated with a fresh token of the given role."""
+    from django.contrib.auth import get_user_model
+    from rest_framework.test import APIClient
+
+    from portal import services
 
     def make(role: str, write: bool = True) -> APIClient:
         user = get_user_model().objects.filter(username=f"{role}-user").first() or make_user(role)
         _token, key = services.create_api_token(
-            actor=TEST_ACTOR, user=user, name=f"t-{role}", write_enabled=write
+            actor=_actor(), user=user, name=f"t-{role}", write_enabled=write
         )
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
@@ -66,9 +78,11 @@ def api_client_for(make_user):
 
 
 @pytest.fixture
-def card_profile(db) -> CardProfile:
+def card_profile(db):
+    from cardmgmt import services as inventory
+
     return inventory.create_card_profile(
-        actor=TEST_ACTOR,
+        actor=_actor(),
         name="Test AES",
         vendor="TestCards",
         algorithms=["aes128", "3des2k"],
@@ -79,11 +93,12 @@ def card_profile(db) -> CardProfile:
 
 @pytest.fixture
 def card(card_profile):
+    from cardmgmt import services as inventory
     from cardmgmt.validators import luhn_check_digit
 
     body = "894900100000000001"
     return inventory.create_card(
-        actor=TEST_ACTOR,
+        actor=_actor(),
         iccid=body + str(luhn_check_digit(body)),
         imsi="262010000000001",
         profile=card_profile,
@@ -101,8 +116,10 @@ def card(card_profile):
 
 @pytest.fixture
 def subscriber(card):
+    from cardmgmt import services as inventory
+
     return inventory.create_subscriber(
-        actor=TEST_ACTOR, msisdn="+491701234567", segments=["prepaid"], card=card
+        actor=_actor(), msisdn="+491701234567", segments=["prepaid"], card=card
     )
 
 

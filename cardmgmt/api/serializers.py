@@ -110,9 +110,18 @@ class CardAssignmentSerializer(serializers.ModelSerializer):
         fields = ["card", "assigned", "released", "reason"]
 
 
+class SegmentNamesField(serializers.ListField):
+    """Segment labels: written as a list of names, read from the prefetched relation."""
+
+    child = serializers.SlugField(max_length=50)
+
+    def to_representation(self, value):  # type: ignore[no-untyped-def]
+        return [segment.name for segment in value.all()]
+
+
 class SubscriberSerializer(serializers.ModelSerializer):
     url = serializers.HyperlinkedIdentityField(view_name="api:subscriber-detail")
-    segments = serializers.ListField(child=serializers.SlugField(max_length=50), required=False)
+    segments = SegmentNamesField(required=False)
     iccid = serializers.CharField(
         required=False,
         allow_blank=True,
@@ -137,11 +146,6 @@ class SubscriberSerializer(serializers.ModelSerializer):
             "updated",
         ]
         read_only_fields = ["created", "updated"]
-
-    def to_representation(self, instance: Subscriber) -> dict:
-        data = super().to_representation(instance)
-        data["segments"] = [s.name for s in instance.segments.all()]
-        return data
 
     def validate_msisdn(self, value: str) -> str:
         return _checked(check_msisdn, value)
