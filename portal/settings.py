@@ -84,6 +84,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "portal",
     "cardmgmt",
+    "sync",
 ]
 
 MIDDLEWARE = [

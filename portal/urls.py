@@ -20,6 +20,7 @@ urlpatterns = [
     path("tokens/add/", views.token_create, name="token_add"),
     path("tokens/<int:pk>/revoke/", views.token_revoke, name="token_revoke"),
     path("inventory/", include("cardmgmt.urls")),
+    path("sync/", include("sync.urls")),
     path("api/", include("portal.api.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -13,6 +13,7 @@ app_name = "api"
 urlpatterns = [
     path("", include(router.urls)),
     path("", include("cardmgmt.api.urls")),
+    path("", include("sync.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
 ]
