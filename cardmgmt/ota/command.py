@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hmac
 import struct
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from .crypto import (
@@ -152,50 +152,36 @@ def _layout(spi: Spi, kic: int, kid: int, tar: bytes, data_len: int, cmac_length
     return layout
 
 
-def _make_encoder() -> Callable[..., bytes]:
-    # Built in a closure so that the names the hot path uses are fast cell lookups, not globals.
-    layouts_get = _LAYOUTS.get
-    make_layout = _layout
-    aes_cmac, aes_cbc = _aes_cmac, _aes_cbc_encrypt
-    cmac_of, aes_of, cipher_of, cbc16 = CMAC, AES, Cipher, _CBC16
-    join = b"".join
+def encode_command(
+    packet: SecuredCommandPacket, kic_key: bytes, kid_key: bytes, *, cmac_length: int = 8
+) -> bytes:
+    """Secure a command packet: CPL to the end, ready for `sms.command_user_data` (5.1.1).
 
-    def encode_command(
-        packet: SecuredCommandPacket, kic_key: bytes, kid_key: bytes, *, cmac_length: int = 8
-    ) -> bytes:
-        """Secure a command packet: CPL to the end, ready for `sms.command_user_data` (5.1.1).
-
-        The hot path of every campaign: the layout comes from a cache, the octets are put
-        together with as few copies as possible, and the usual AES calls are inlined.
-        """
-        spi = packet.spi
-        data = packet.data
-        key = (spi.raw, packet.kic, packet.kid, packet.tar, len(data), cmac_length)
-        layout = layouts_get(key) or make_layout(spi, *key[1:])
-        header, pad, zeros, cc_len, mac, enc = layout
-        counter = ((packet.cntr << 8) | pad).to_bytes(6, "big")  # CNTR(5) PCNTR(1)
-        try:
-            if mac is aes_cmac:  # the common case, inlined
-                cmac = cmac_of(aes_of(kid_key))
-                cmac.update(join((header, counter, data, zeros)))
-                body = join((counter, cmac.finalize()[:cc_len], data, zeros))
-            elif mac is not None:
-                cc = mac(kid_key, join((header, counter, data, zeros)), cc_len)
-                body = join((counter, cc, data, zeros))
-            else:
-                body = join((counter, data, zeros))
-            if enc is aes_cbc:
-                return header + cipher_of(aes_of(kic_key), cbc16).encryptor().update(body)
-            if enc is not None:
-                return header + enc(kic_key, body)
-        except ValueError as exc:  # `cryptography` refusing a key length
-            raise SecurityError(f"the KIc/KID key does not suit the algorithm: {exc}") from None
-        return header + body
-
-    return encode_command
-
-
-encode_command = _make_encoder()
+    The hot path of every campaign: the layout comes from a cache, the octets are put together
+    with as few copies as possible, and the usual AES calls are inlined.
+    """
+    spi = packet.spi
+    data = packet.data
+    key = (spi.raw, packet.kic, packet.kid, packet.tar, len(data), cmac_length)
+    header, pad, zeros, cc_len, mac, enc = _LAYOUTS.get(key) or _layout(spi, *key[1:])
+    counter = ((packet.cntr << 8) | pad).to_bytes(6, "big")  # CNTR(5) PCNTR(1)
+    try:
+        if mac is _aes_cmac:  # the common case, inlined
+            cmac = CMAC(AES(kid_key))
+            cmac.update(b"".join((header, counter, data, zeros)))
+            body = b"".join((counter, cmac.finalize()[:cc_len], data, zeros))
+        elif mac is not None:
+            cc = mac(kid_key, b"".join((header, counter, data, zeros)), cc_len)
+            body = b"".join((counter, cc, data, zeros))
+        else:
+            body = b"".join((counter, data, zeros))
+        if enc is _aes_cbc_encrypt:
+            return header + Cipher(AES(kic_key), _CBC16).encryptor().update(body)
+        if enc is not None:
+            return header + enc(kic_key, body)
+    except ValueError as exc:  # `cryptography` refusing a key length
+        raise SecurityError(f"the KIc/KID key does not suit the algorithm: {exc}") from None
+    return header + body
 
 
 @dataclass(frozen=True)
