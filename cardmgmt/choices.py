@@ -65,3 +65,53 @@ class ImportStatus(models.TextChoices):
     DONE = "done", "Done"
     REJECTED = "rejected", "Rejected (bad lines)"
     FAILED = "failed", "Failed"
+
+
+class InstallationState(models.TextChoices):
+    PLANNED = "planned", "Planned"
+    LOADING = "loading", "Loading"
+    INSTALLED = "installed", "Installed"
+    FAILED = "failed", "Failed"
+    DELETED = "deleted", "Deleted"
+
+
+class OtaOperation(models.TextChoices):
+    LOAD_INSTALL = "load_install", "Load and install applet"
+    DELETE = "delete", "Delete applet"
+    AUDIT = "audit", "Audit installations (GET STATUS)"
+    PUSH_PARAMS = "push_params", "Push sync parameters"
+    TRIGGER_SYNC = "trigger_sync", "Trigger a sync"
+
+
+class OtaJobState(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class OtaMessageState(models.TextChoices):
+    """DESIGN 3: queued -> submitted -> delivered -> confirmed | failed; retried with a new
+    counter within limits. `pending` is a step not yet built (no counter spent)."""
+
+    PENDING = "pending", "Pending"
+    QUEUED = "queued", "Queued for the SMSC"
+    SUBMITTED = "submitted", "Submitted"
+    DELIVERED = "delivered", "Delivered to the handset"
+    CONFIRMED = "confirmed", "Confirmed by PoR"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class InboundKind(models.TextChoices):
+    POR = "por", "Proof of Receipt"
+    RECEIPT = "receipt", "Delivery receipt"
+    OTHER = "other", "Other"
+
+
+class InboundVerdict(models.TextChoices):
+    MATCHED = "matched", "Matched and verified"
+    SUSPICIOUS = "suspicious", "Failed verification"
+    UNMATCHED = "unmatched", "No matching message"
+    PENDING = "pending", "Not processed yet"

@@ -4,12 +4,38 @@ from __future__ import annotations
 
 import django_filters
 from django.db.models import Q, QuerySet
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 
-from cardmgmt.choices import CardStatus, ImportKind, ImportStatus, SubscriberStatus
-from cardmgmt.models import Card, CardProfile, ImportJob, Segment, Subscriber
+from cardmgmt.choices import (
+    CardStatus,
+    ImportKind,
+    ImportStatus,
+    InstallationState,
+    OtaJobState,
+    OtaOperation,
+    SubscriberStatus,
+)
+from cardmgmt.models import (
+    Applet,
+    AppletVersion,
+    Card,
+    CardProfile,
+    ImportJob,
+    Installation,
+    OtaJob,
+    Segment,
+    SmscLink,
+    Subscriber,
+)
 from portal.widgets import BootstrapForm
 
 SEARCH_LIMIT = 1000
+
+
+@extend_schema_field(OpenApiTypes.STR)
+class SegmentFilter(django_filters.ModelMultipleChoiceFilter):
+    """Segments by name (repeatable); typed for the OpenAPI schema."""
 
 
 def subscriber_search(queryset: QuerySet, value: str) -> QuerySet:
@@ -26,8 +52,8 @@ def subscriber_search(queryset: QuerySet, value: str) -> QuerySet:
 class SubscriberFilterSet(django_filters.FilterSet):
     q = django_filters.CharFilter(method="search", label="MSISDN, ICCID or IMSI")
     status = django_filters.MultipleChoiceFilter(choices=SubscriberStatus.choices)
-    segment = django_filters.ModelMultipleChoiceFilter(
-        field_name="segments",
+    segment = SegmentFilter(
+        field_name="segments__name",
         to_field_name="name",
         queryset=Segment.objects.all(),
         label="Segment",
@@ -84,3 +110,42 @@ class ImportJobFilterSet(django_filters.FilterSet):
         model = ImportJob
         form = BootstrapForm
         fields = ["kind", "status"]
+
+
+class AppletVersionFilterSet(django_filters.FilterSet):
+    applet = django_filters.ModelChoiceFilter(queryset=Applet.objects.all())
+    package_aid = django_filters.CharFilter(lookup_expr="iexact")
+
+    class Meta:
+        model = AppletVersion
+        form = BootstrapForm
+        fields = ["applet", "package_aid"]
+
+
+class OtaJobFilterSet(django_filters.FilterSet):
+    state = django_filters.MultipleChoiceFilter(choices=OtaJobState.choices)
+    operation = django_filters.MultipleChoiceFilter(choices=OtaOperation.choices)
+    iccid = django_filters.CharFilter(field_name="card__iccid", label="ICCID")
+    msisdn = django_filters.CharFilter(field_name="card__subscriber__msisdn", label="MSISDN")
+
+    class Meta:
+        model = OtaJob
+        form = BootstrapForm
+        fields = ["state", "operation", "iccid", "msisdn", "applet_version"]
+
+
+class InstallationFilterSet(django_filters.FilterSet):
+    iccid = django_filters.CharFilter(field_name="card__iccid", label="ICCID")
+    state = django_filters.MultipleChoiceFilter(choices=InstallationState.choices)
+
+    class Meta:
+        model = Installation
+        form = BootstrapForm
+        fields = ["iccid", "applet_version", "state"]
+
+
+class SmscLinkFilterSet(django_filters.FilterSet):
+    class Meta:
+        model = SmscLink
+        form = BootstrapForm
+        fields = ["enabled"]

@@ -13,7 +13,13 @@ from cardmgmt.choices import (
     CounterMode,
     ImportKind,
     ImportStatus,
+    InboundKind,
+    InboundVerdict,
+    InstallationState,
     KeyAlgorithm,
+    OtaJobState,
+    OtaMessageState,
+    OtaOperation,
     PorMode,
     SubscriberStatus,
 )
@@ -234,3 +240,263 @@ class ImportJob(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in (ImportStatus.DONE, ImportStatus.REJECTED, ImportStatus.FAILED)
+
+
+class Applet(models.Model):
+    """An applet product in the catalog; its CAP files are its versions."""
+
+    name = models.CharField(max_length=100, unique=True)
+    description = models.CharField(max_length=300, blank=True)
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("cardmgmt:applet_detail", args=[self.pk])
+
+
+class AppletVersion(models.Model):
+    """An uploaded CAP file, parsed, with the default install parameters of this version."""
+
+    applet = models.ForeignKey(Applet, on_delete=models.PROTECT, related_name="versions")
+    version = models.CharField(max_length=30)
+    cap_file = models.BinaryField(editable=False)
+    cap_name = models.CharField("CAP file", max_length=255)
+    package_aid = models.CharField("package AID", max_length=32)
+    package_version = models.CharField(max_length=10)
+    applet_aids = models.JSONField(default=list)
+    components = models.JSONField(default=list)
+    imports = models.JSONField(default=list)
+    load_file_size = models.PositiveIntegerField()
+    load_file_size_with_descriptor = models.PositiveIntegerField()
+    # Default install parameters (TS 102 226 8.2.1), edited in a validated form.
+    instance_aid = models.CharField("instance AID", max_length=32)
+    privileges = models.CharField(max_length=6, default="00")
+    toolkit_tar = models.CharField(
+        "toolkit TAR", max_length=6, blank=True, validators=[validate_tar]
+    )
+    priority = models.PositiveSmallIntegerField(default=1, validators=[MaxValueValidator(255)])
+    max_timers = models.PositiveSmallIntegerField(default=1, validators=[MaxValueValidator(255)])
+    menu_entries = models.JSONField(
+        default=list, blank=True, help_text="Menu entries as [position, identifier] pairs"
+    )
+    max_menu_text_length = models.PositiveSmallIntegerField(
+        default=16, validators=[MaxValueValidator(255)]
+    )
+    max_channels = models.PositiveSmallIntegerField(default=0, validators=[MaxValueValidator(255)])
+    min_security_level = models.PositiveSmallIntegerField(
+        "minimum security level",
+        default=0x12,
+        validators=[MaxValueValidator(0xFF)],
+        help_text="Minimum SPI1 the applet accepts (0x12 = CC + counter higher).",
+    )
+    non_volatile_quota = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MaxValueValidator(0xFFFF)]
+    )
+    volatile_quota = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MaxValueValidator(0xFFFF)]
+    )
+    uploaded_by = models.CharField(max_length=200)
+    created = models.DateTimeField(default=timezone.now)
+
+    audit_redact = frozenset({"cap_file"})
+
+    class Meta:
+        ordering = ["applet", "-created"]
+        constraints = [
+            models.UniqueConstraint(fields=["applet", "version"], name="appletversion_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.applet.name} {self.version}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("cardmgmt:appletversion_detail", args=[self.pk])
+
+
+class Installation(models.Model):
+    """An applet version on a card, kept true by confirmed PoRs and GET STATUS audits."""
+
+    card = models.ForeignKey(Card, on_delete=models.CASCADE, related_name="installations")
+    applet_version = models.ForeignKey(
+        AppletVersion, on_delete=models.PROTECT, related_name="installations"
+    )
+    state = models.CharField(
+        max_length=10, choices=InstallationState.choices, default=InstallationState.PLANNED
+    )
+    confirmed_by = models.CharField(max_length=20, blank=True, help_text="por or audit")
+    updated = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["card", "applet_version"]
+        constraints = [
+            models.UniqueConstraint(fields=["card", "applet_version"], name="installation_unique")
+        ]
+        indexes = [models.Index(fields=["applet_version", "state"])]
+
+    def __str__(self) -> str:
+        return f"{self.applet_version} on {self.card_id}: {self.state}"
+
+
+class SmscLink(models.Model):
+    """An SMPP bind to an SMSC. One long-lived process per link (`manage.py run_smpp_link`)."""
+
+    name = models.SlugField(max_length=50, unique=True)
+    host = models.CharField(max_length=255, default="127.0.0.1")
+    port = models.PositiveIntegerField(default=2775, validators=[MaxValueValidator(65535)])
+    system_id = models.CharField(max_length=16)
+    password = models.BinaryField("password (sealed)", editable=False)
+    system_type = models.CharField(max_length=13, blank=True)
+    source_addr = models.CharField(
+        "source address", max_length=21, help_text="OTA short code or MSISDN; PoRs come back to it"
+    )
+    tps = models.PositiveIntegerField(
+        "messages per second", default=100, validators=[MinValueValidator(1)]
+    )
+    window = models.PositiveSmallIntegerField(
+        default=32, validators=[MinValueValidator(1), MaxValueValidator(1000)]
+    )
+    enabled = models.BooleanField(default=True)
+    status = models.CharField(max_length=200, blank=True, editable=False)
+    status_updated = models.DateTimeField(null=True, blank=True, editable=False)
+
+    audit_redact = frozenset({"password"})
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("cardmgmt:smsclink_detail", args=[self.pk])
+
+
+class OtaJob(models.Model):
+    """An operation on one card: an ordered script of OTA messages."""
+
+    operation = models.CharField(max_length=20, choices=OtaOperation.choices)
+    card = models.ForeignKey(Card, on_delete=models.PROTECT, related_name="ota_jobs")
+    applet_version = models.ForeignKey(
+        AppletVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="ota_jobs"
+    )
+    parameters = models.JSONField(default=dict, blank=True)
+    state = models.CharField(max_length=10, choices=OtaJobState.choices, default=OtaJobState.QUEUED)
+    # Lower runs first: single-card operations from support before campaign traffic.
+    priority = models.PositiveSmallIntegerField(default=0)
+    requested_by = models.CharField(max_length=200)
+    result = models.CharField(max_length=500, blank=True)
+    created = models.DateTimeField(default=timezone.now)
+    finished = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        indexes = [models.Index(fields=["state", "created"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_operation_display()} on {self.card}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("cardmgmt:otajob_detail", args=[self.pk])
+
+    @property
+    def is_finished(self) -> bool:
+        return self.state in (OtaJobState.DONE, OtaJobState.FAILED, OtaJobState.CANCELLED)
+
+
+class OtaMessage(models.Model):
+    """One secured packet of a job (one or more SMS), through its delivery states.
+
+    A retry allocates a fresh counter and rebuilds the packet; the previous attempts stay
+    in `history`."""
+
+    job = models.ForeignKey(OtaJob, on_delete=models.CASCADE, related_name="messages")
+    step = models.PositiveSmallIntegerField()
+    description = models.CharField(max_length=100)
+    card = models.ForeignKey(Card, on_delete=models.PROTECT, related_name="+")
+    msisdn = models.CharField(max_length=16, db_index=True)
+    tar = models.CharField("TAR", max_length=6)
+    kvn = models.PositiveSmallIntegerField("KVN")
+    secured_data = models.BinaryField(editable=False)
+    state = models.CharField(
+        max_length=10, choices=OtaMessageState.choices, default=OtaMessageState.PENDING
+    )
+    priority = models.PositiveSmallIntegerField(default=0)
+    attempt = models.PositiveSmallIntegerField(default=0)
+    max_attempts = models.PositiveSmallIntegerField(default=3)
+    counter = models.BigIntegerField(null=True, blank=True)
+    user_data = models.JSONField(default=list, blank=True, help_text="TP-UD of each SMS, hex")
+    smpp_ids = models.JSONField(default=list, blank=True)
+    link = models.ForeignKey(SmscLink, null=True, blank=True, on_delete=models.SET_NULL)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    por_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    por_sw = models.CharField("last SW", max_length=4, blank=True)
+    por_data = models.CharField(max_length=600, blank=True)
+    por_text = models.CharField("PoR", max_length=200, blank=True)
+    failure_reason = models.CharField(max_length=300, blank=True)
+    history = models.JSONField(default=list, blank=True)
+
+    audit_redact = frozenset({"secured_data", "user_data"})
+
+    class Meta:
+        ordering = ["job", "step"]
+        constraints = [models.UniqueConstraint(fields=["job", "step"], name="otamessage_step")]
+        indexes = [
+            models.Index(fields=["state", "priority", "id"], name="otamessage_sendable"),
+            models.Index(fields=["card", "tar", "counter"], name="otamessage_por_match"),
+            models.Index(fields=["state", "submitted_at"], name="otamessage_overdue"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.job_id}/{self.step} {self.description}"
+
+
+class InboundMessage(models.Model):
+    """A mobile-originated deliver_sm or a delivery receipt, as received from the SMSC."""
+
+    link = models.ForeignKey(SmscLink, null=True, on_delete=models.SET_NULL, related_name="+")
+    kind = models.CharField(max_length=10, choices=InboundKind.choices)
+    source_addr = models.CharField(max_length=21, db_index=True)
+    payload = models.BinaryField()
+    receipted_id = models.CharField(max_length=65, blank=True, db_index=True)
+    receipt_state = models.CharField(max_length=20, blank=True)
+    received = models.DateTimeField(default=timezone.now, db_index=True)
+    verdict = models.CharField(
+        max_length=10, choices=InboundVerdict.choices, default=InboundVerdict.PENDING
+    )
+    message = models.ForeignKey(
+        OtaMessage, null=True, blank=True, on_delete=models.SET_NULL, related_name="inbound"
+    )
+    detail = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-received", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} from {self.source_addr}"
+
+
+class SmsSegment(models.Model):
+    """One submit_sm of a message attempt: its SMSC message id and delivery receipt."""
+
+    message = models.ForeignKey(OtaMessage, on_delete=models.CASCADE, related_name="segments")
+    attempt = models.PositiveSmallIntegerField()
+    index = models.PositiveSmallIntegerField()
+    smpp_id = models.CharField(max_length=65, db_index=True)
+    submitted = models.DateTimeField(default=timezone.now)
+    receipt_state = models.CharField(max_length=20, blank=True)
+    receipt_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["message", "attempt", "index"]
+
+    def __str__(self) -> str:
+        return f"{self.message_id} #{self.index} ({self.smpp_id})"

@@ -5,7 +5,16 @@ from __future__ import annotations
 
 import django_tables2 as tables
 
-from cardmgmt.models import Card, CardProfile, ImportJob, Subscriber
+from cardmgmt.models import (
+    AppletVersion,
+    Card,
+    CardProfile,
+    ImportJob,
+    Installation,
+    OtaJob,
+    SmscLink,
+    Subscriber,
+)
 
 
 class SubscriberTable(tables.Table):
@@ -61,5 +70,70 @@ class ImportJobTable(tables.Table):
             "error_count",
             "requested_by",
             "created",
+        )
+        attrs = {"class": "table table-sm table-hover"}
+
+
+class AppletVersionTable(tables.Table):
+    version = tables.Column(linkify=True)
+    applet = tables.Column(linkify=True)
+
+    class Meta:
+        model = AppletVersion
+        fields = (
+            "applet",
+            "version",
+            "package_aid",
+            "package_version",
+            "load_file_size",
+            "toolkit_tar",
+            "created",
+        )
+        attrs = {"class": "table table-sm table-hover"}
+
+
+class OtaJobTable(tables.Table):
+    id = tables.Column(linkify=True, verbose_name="Job")
+    card = tables.Column(linkify=True, orderable=False)
+
+    class Meta:
+        model = OtaJob
+        fields = (
+            "id",
+            "operation",
+            "card",
+            "applet_version",
+            "state",
+            "result",
+            "requested_by",
+            "created",
+        )
+        attrs = {"class": "table table-sm table-hover"}
+
+
+class InstallationTable(tables.Table):
+    card = tables.Column(linkify=True, orderable=False)
+
+    class Meta:
+        model = Installation
+        fields = ("card", "applet_version", "state", "confirmed_by", "updated")
+        attrs = {"class": "table table-sm table-hover"}
+
+
+class SmscLinkTable(tables.Table):
+    name = tables.Column(linkify=True)
+
+    class Meta:
+        model = SmscLink
+        fields = (
+            "name",
+            "host",
+            "port",
+            "system_id",
+            "source_addr",
+            "tps",
+            "window",
+            "enabled",
+            "status",
         )
         attrs = {"class": "table table-sm table-hover"}

@@ -204,9 +204,18 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
-CELERY_TASK_ROUTES = {
-    "cardmgmt.tasks.*": {"queue": "default"},
+CELERY_BEAT_SCHEDULE = {
+    "expire-overdue-ota-messages": {
+        "task": "cardmgmt.expire_overdue_messages",
+        "schedule": 15.0,
+        "options": {"expires": 30},
+    },
 }
+# The SMPP links' shared token buckets live here (default: the broker, when it is Redis).
+OTA_RATE_LIMIT_REDIS_URL = env.str(
+    "OTA_RATE_LIMIT_REDIS_URL",
+    default=CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis") else "",
+)
 # The queues a worker started by `make run` consumes; production scales them separately.
 CELERY_WORKER_QUEUES = env.list(
     "CELERY_WORKER_QUEUES", default=["default", "ota", "sync", "campaigns"]

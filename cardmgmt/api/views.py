@@ -6,22 +6,45 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Prefetch
 from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from cardmgmt import services
 from cardmgmt.api.serializers import (
+    AppletUploadSerializer,
+    AppletVersionSerializer,
     CardProfileSerializer,
     CardSerializer,
     ImportJobSerializer,
+    InstallationSerializer,
+    OtaJobSerializer,
+    SmscLinkSerializer,
     SubscriberSerializer,
 )
 from cardmgmt.filtersets import (
+    AppletVersionFilterSet,
     CardFilterSet,
     CardProfileFilterSet,
     ImportJobFilterSet,
+    InstallationFilterSet,
+    OtaJobFilterSet,
+    SmscLinkFilterSet,
     SubscriberFilterSet,
 )
-from cardmgmt.models import Card, CardAssignment, CardProfile, ImportJob, KeySet, Subscriber
+from cardmgmt.models import (
+    AppletVersion,
+    Card,
+    CardAssignment,
+    CardProfile,
+    ImportJob,
+    Installation,
+    KeySet,
+    OtaJob,
+    OtaMessage,
+    SmscLink,
+    Subscriber,
+)
+from portal.api.permissions import ActionPermission, token_allows
 from portal.context import Actor
 
 
@@ -149,3 +172,117 @@ class ImportJobViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
             data,
             status=status.HTTP_201_CREATED if job.status == "done" else status.HTTP_400_BAD_REQUEST,
         )
+
+
+class AppletVersionViewSet(
+    mixins.CreateModelMixin, mixins.UpdateModelMixin, viewsets.ReadOnlyModelViewSet
+):
+    """The applet catalog. POST (multipart `applet`, `version`, `cap_file`) uploads a CAP;
+    PATCH changes the default install parameters."""
+
+    queryset = AppletVersion.objects.select_related("applet").defer("cap_file")
+    serializer_class = AppletVersionSerializer
+    filterset_class = AppletVersionFilterSet
+
+    def get_serializer_class(self):  # type: ignore[no-untyped-def]
+        return AppletUploadSerializer if self.action == "create" else AppletVersionSerializer
+
+    def create(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
+        serializer = AppletUploadSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        version = services.upload_applet_version(
+            actor=Actor.from_request(request),
+            applet_name=data["applet"],
+            version=data["version"],
+            cap_bytes=data["cap_file"].read(),
+            cap_name=data["cap_file"].name,
+            description=data.get("description", ""),
+        )
+        return Response(
+            AppletVersionSerializer(version, context=self.get_serializer_context()).data,
+            status=status.HTTP_201_CREATED,
+        )
+
+    def update(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
+        instance = self.get_object()
+        serializer = AppletVersionSerializer(
+            instance, data=request.data, partial=True, context=self.get_serializer_context()
+        )
+        serializer.is_valid(raise_exception=True)
+        services.update_install_defaults(
+            actor=Actor.from_request(request), version=instance, **serializer.validated_data
+        )
+        instance.refresh_from_db()
+        return Response(
+            AppletVersionSerializer(instance, context=self.get_serializer_context()).data
+        )
+
+
+class OtaJobViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+    """OTA operations on one card: POST {"iccid", "operation", "applet_version"}.
+    Support may operate on single cards; `POST .../cancel/` stops a job."""
+
+    queryset = OtaJob.objects.select_related("card", "applet_version").prefetch_related(
+        Prefetch("messages", OtaMessage.objects.defer("secured_data"))
+    )
+    serializer_class = OtaJobSerializer
+    filterset_class = OtaJobFilterSet
+
+    def get_permissions(self):  # type: ignore[no-untyped-def]
+        if self.action in ("create", "cancel"):
+            return [SingleCardOperationPermission()]
+        return super().get_permissions()
+
+    def create(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
+        from cardmgmt.views import operation_parameters
+
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        card = data["iccid"]
+        with transaction.atomic():
+            job = services.start_ota_job(
+                actor=Actor.from_request(request),
+                card=card,
+                operation=data["operation"],
+                applet_version=data.get("applet_version"),
+                parameters=operation_parameters(card, data["operation"]),
+            )
+        return Response(
+            self.get_serializer(self.get_queryset().get(pk=job.pk)).data,
+            status=status.HTTP_201_CREATED,
+        )
+
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):  # type: ignore[no-untyped-def]
+        job = services.cancel_ota_job(actor=Actor.from_request(request), job=self.get_object())
+        return Response(self.get_serializer(self.get_queryset().get(pk=job.pk)).data)
+
+
+class SingleCardOperationPermission(ActionPermission):
+    def has_permission(self, request, view) -> bool:  # type: ignore[no-untyped-def]
+        if not (request.user and request.user.is_authenticated and token_allows(request)):
+            return False
+        return request.user.has_perm("cardmgmt.operate_single_card") or request.user.has_perm(
+            "cardmgmt.run_ota_operation"
+        )
+
+
+class InstallationViewSet(viewsets.ReadOnlyModelViewSet):
+    queryset = Installation.objects.select_related("card", "applet_version__applet")
+    serializer_class = InstallationSerializer
+    filterset_class = InstallationFilterSet
+
+
+class SmscLinkViewSet(ServiceModelViewSet):
+    queryset = SmscLink.objects.all()
+    serializer_class = SmscLinkSerializer
+    filterset_class = SmscLinkFilterSet
+    http_method_names = ["get", "post", "put", "patch", "head", "options"]
+
+    def perform_service_create(self, data: dict) -> SmscLink:
+        return services.save_smsc_link(actor=self.actor(), **data)
+
+    def perform_service_update(self, instance: SmscLink, data: dict) -> None:
+        services.save_smsc_link(actor=self.actor(), link=instance, **data)

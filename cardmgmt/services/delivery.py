@@ -1,0 +1,613 @@
+"""Delivery services: OTA jobs and their messages, from planning to a verified PoR.
+
+The state machine of DESIGN 3, one message (secured packet) at a time:
+
+    pending --build (counter allocated, packet secured)--> queued --link claims--> submitted
+    submitted --all receipts DELIVRD--> delivered --verified PoR OK--> confirmed
+    any --PoR error / SW error / failed receipt / timeout--> retried (new counter) or failed
+
+Rows are the source of truth: tasks and the SMPP link process only advance them, so a task
+run twice or a process killed half-way leaves nothing sent twice with one counter.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from cardmgmt import ota
+from cardmgmt.choices import (
+    InboundKind,
+    InboundVerdict,
+    InstallationState,
+    OtaJobState,
+    OtaMessageState,
+    OtaOperation,
+)
+from cardmgmt.models import (
+    AppletVersion,
+    Card,
+    InboundMessage,
+    Installation,
+    KeySet,
+    OtaJob,
+    OtaMessage,
+    SmscLink,
+    SmsSegment,
+)
+from cardmgmt.services.inventory import allocate_counter
+from portal.audit import record_change, snapshot
+from portal.context import Actor
+from portal.models import AuditAction
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "RETRY_BACKOFF",
+    "advance_ota_job",
+    "cancel_ota_job",
+    "claim_sendable_messages",
+    "expire_overdue_messages",
+    "process_inbound",
+    "record_inbound",
+    "record_submit_failure",
+    "record_submitted",
+    "start_ota_job",
+]
+
+# Seconds before attempt n+1 (toolkit busy, failed receipt, lost PoR).
+RETRY_BACKOFF = (5, 30, 120, 600)
+SW_OK = {0x9000}
+TASK_ACTOR = Actor.task("cardmgmt.ota")
+ACTIVE_STATES = (OtaMessageState.QUEUED, OtaMessageState.SUBMITTED, OtaMessageState.DELIVERED)
+
+
+def _keyset_for(card: Card) -> KeySet:
+    keyset = (
+        KeySet.objects.filter(card=card)
+        .order_by("kvn")
+        .only("id", "kvn", "algorithm", "card_id")
+        .first()
+    )
+    if keyset is None:
+        raise ValidationError({"card": f"card {card} has no OTA key set"})
+    return keyset
+
+
+def _operation_plan(
+    card: Card,
+    operation: str,
+    version: AppletVersion | None,
+    parameters: dict[str, Any],
+    params: ota.CardProfileParams,
+) -> ota.ScriptPlan:
+    from cardmgmt import otabridge
+
+    try:
+        if operation == OtaOperation.LOAD_INSTALL:
+            return ota.plan(otabridge.load_and_install(version), params)
+        if operation == OtaOperation.DELETE:
+            return ota.plan(ota.Delete(bytes.fromhex(version.package_aid)), params)
+        if operation == OtaOperation.AUDIT:
+            return ota.plan(ota.Audit(p1=int(parameters.get("p1", 0x40))), params)
+        if operation in (OtaOperation.PUSH_PARAMS, OtaOperation.TRIGGER_SYNC):
+            from cardmgmt.ota import syncapplet
+
+            tar = bytes.fromhex(parameters["tar"])
+            if operation == OtaOperation.PUSH_PARAMS:
+                apdus = syncapplet.store_record_apdus(bytes.fromhex(parameters["record"]))
+            else:
+                apdus = [
+                    syncapplet.trigger_apdu(
+                        mode=parameters.get("mode"),
+                        campaign_ref=bytes.fromhex(parameters.get("campaign_ref", "")),
+                    )
+                ]
+            return ota.plan(ota.AppletCommands(tar, tuple(apdus)), params)
+    except ota.OtaError as exc:
+        raise ValidationError(f"cannot plan {operation} for card {card}: {exc}") from None
+    raise ValidationError(f"unknown OTA operation {operation!r}")
+
+
+@transaction.atomic
+def start_ota_job(
+    *,
+    actor: Actor,
+    card: Card,
+    operation: str,
+    applet_version: AppletVersion | None = None,
+    parameters: dict[str, Any] | None = None,
+    priority: int = 0,
+) -> OtaJob:
+    """Plan an operation on one card into ordered messages and queue its first step."""
+    from cardmgmt import otabridge
+
+    parameters = dict(parameters or {})
+    if operation in (OtaOperation.LOAD_INSTALL, OtaOperation.DELETE) and applet_version is None:
+        raise ValidationError({"applet_version": "choose the applet version"})
+    subscriber = getattr(card, "subscriber", None)
+    if subscriber is None:
+        raise ValidationError({"card": f"card {card} has no subscriber (no MSISDN to send to)"})
+    keyset = _keyset_for(card)
+    params = otabridge.profile_params(card.profile, algorithm=keyset.algorithm, kvn=keyset.kvn)
+    script = _operation_plan(card, operation, applet_version, parameters, params)
+    job = OtaJob.objects.create(
+        operation=operation,
+        card=card,
+        applet_version=applet_version,
+        parameters=parameters,
+        priority=priority,
+        requested_by=actor.label,
+    )
+    OtaMessage.objects.bulk_create(
+        OtaMessage(
+            job=job,
+            step=n,
+            description=step.description[:100],
+            card=card,
+            msisdn=subscriber.msisdn,
+            tar=step.tar.hex().upper(),
+            kvn=keyset.kvn,
+            secured_data=step.data,
+            priority=priority,
+        )
+        for n, step in enumerate(script.steps)
+    )
+    if operation == OtaOperation.LOAD_INSTALL:
+        _set_installation(card, applet_version, InstallationState.LOADING, "")
+    record_change(
+        actor=actor,
+        action=AuditAction.OPERATE,
+        instance=job,
+        after=snapshot(job),
+        message=f"{job.get_operation_display()}: {len(script.steps)} packet(s), "
+        f"{script.sms_count} SMS",
+    )
+    _enqueue_advance(job.pk)
+    return job
+
+
+def _enqueue_advance(job_id: int, countdown: float = 0) -> None:
+    from cardmgmt.tasks import advance_ota_job_task
+
+    transaction.on_commit(
+        lambda: advance_ota_job_task.apply_async((job_id,), countdown=countdown or None)
+    )
+
+
+def _set_installation(card: Card, version: AppletVersion, state: str, source: str) -> None:
+    Installation.objects.update_or_create(
+        card=card,
+        applet_version=version,
+        defaults={"state": state, "confirmed_by": source, "updated": timezone.now()},
+    )
+
+
+def _build(message: OtaMessage, keys: ota.KeySet, params: ota.CardProfileParams) -> None:
+    """Spend a counter and secure the packet: after this the message may be sent once."""
+    counter = allocate_counter(card_id=message.card_id, kvn=message.kvn)
+    packet = ota.encode_command(
+        ota.SecuredCommandPacket(
+            params.spi,
+            params.kic,
+            params.kid,
+            bytes.fromhex(message.tar),
+            counter,
+            bytes(message.secured_data),
+        ),
+        keys.kic_key,
+        keys.kid_key,
+        cmac_length=params.cmac_length,
+    )
+    # The counter's low bits as concatenation reference: concurrent packets differ.
+    segments = ota.segment_packet(packet, reference=counter & 0xFF)
+    message.counter = counter
+    message.attempt += 1
+    message.user_data = [s.hex() for s in segments]
+    message.state = OtaMessageState.QUEUED
+    message.queued_at = timezone.now()
+    message.submitted_at = message.delivered_at = message.next_attempt_at = None
+    message.history = [
+        *message.history,
+        {"attempt": message.attempt, "counter": counter, "at": message.queued_at.isoformat()},
+    ]
+    message.save()
+
+
+def advance_ota_job(*, job_id: int) -> OtaJob:
+    """Move a job on: build the steps that may go now, or finish the job."""
+    from cardmgmt import otabridge
+
+    with transaction.atomic():
+        job = OtaJob.objects.select_for_update().select_related("card__profile").get(pk=job_id)
+        if job.is_finished:
+            return job
+        messages = list(job.messages.order_by("step"))
+        failed = next((m for m in messages if m.state == OtaMessageState.FAILED), None)
+        if failed is not None:
+            return _finish(
+                job,
+                OtaJobState.FAILED,
+                f"step {failed.step + 1} ({failed.description}): {failed.failure_reason}",
+            )
+        if all(m.state == OtaMessageState.CONFIRMED for m in messages):
+            return _finish(job, OtaJobState.DONE, _outcome(job, messages))
+        now = timezone.now()
+        due = [
+            m
+            for m in messages
+            if m.state == OtaMessageState.PENDING
+            and (m.next_attempt_at is None or m.next_attempt_at <= now)
+        ]
+        if not job.card.profile.pipelined:
+            # In order: the next step only once every earlier one is confirmed.
+            first_open = next(m for m in messages if m.state != OtaMessageState.CONFIRMED)
+            due = [m for m in due if m is first_open]
+        if due:
+            keyset = KeySet.objects.get(card=job.card, kvn=due[0].kvn)
+            keys = otabridge.card_keys(keyset)
+            params = otabridge.profile_params(
+                job.card.profile, algorithm=keyset.algorithm, kvn=keyset.kvn
+            )
+            for message in due:
+                _build(message, keys, params)
+        if job.state == OtaJobState.QUEUED:
+            job.state = OtaJobState.RUNNING
+            job.save(update_fields=["state"])
+        waiting = [
+            m.next_attempt_at
+            for m in messages
+            if m.state == OtaMessageState.PENDING and m.next_attempt_at and m.next_attempt_at > now
+        ]
+        if waiting:
+            _enqueue_advance(job.pk, countdown=(min(waiting) - now).total_seconds())
+        return job
+
+
+def _finish(job: OtaJob, state: str, result: str) -> OtaJob:
+    before = snapshot(job)
+    job.state = state
+    job.result = result[:500]
+    job.finished = timezone.now()
+    job.save(update_fields=["state", "result", "finished"])
+    job.messages.filter(state=OtaMessageState.PENDING).update(state=OtaMessageState.CANCELLED)
+    if state == OtaJobState.FAILED and job.operation == OtaOperation.LOAD_INSTALL:
+        _set_installation(job.card, job.applet_version, InstallationState.FAILED, "por")
+    record_change(
+        actor=TASK_ACTOR,
+        action=AuditAction.UPDATE,
+        instance=job,
+        before=before,
+        after=snapshot(job),
+        message=job.result,
+    )
+    return job
+
+
+def _outcome(job: OtaJob, messages: list[OtaMessage]) -> str:
+    """Apply what a completed job proves to the installations; say it in words."""
+    if job.operation == OtaOperation.LOAD_INSTALL:
+        _set_installation(job.card, job.applet_version, InstallationState.INSTALLED, "por")
+        return f"{job.applet_version} installed"
+    if job.operation == OtaOperation.DELETE:
+        for version in AppletVersion.objects.filter(package_aid=job.applet_version.package_aid):
+            Installation.objects.filter(card=job.card, applet_version=version).update(
+                state=InstallationState.DELETED, confirmed_by="por", updated=timezone.now()
+            )
+        return f"{job.applet_version.package_aid} deleted"
+    if job.operation == OtaOperation.AUDIT:
+        return _apply_audit(job, bytes.fromhex(messages[-1].por_data))
+    return messages[-1].por_text
+
+
+def _apply_audit(job: OtaJob, data: bytes) -> str:
+    """GET STATUS of applications: the installations of this card become what it reports."""
+    try:
+        entries = ota.parse_get_status(data, int(job.parameters.get("p1", 0x40)))
+    except ota.OtaError as exc:
+        return f"audit answer unreadable: {exc}"
+    on_card = {e.aid.hex().upper() for e in entries}
+    on_card |= {e.load_file_aid.hex().upper() for e in entries if e.load_file_aid}
+    now = timezone.now()
+    found = []
+    for version in AppletVersion.objects.all().only("id", "instance_aid", "package_aid"):
+        present = version.instance_aid in on_card
+        current = Installation.objects.filter(card=job.card, applet_version=version).first()
+        if present and (current is None or current.state != InstallationState.INSTALLED):
+            _set_installation(job.card, version, InstallationState.INSTALLED, "audit")
+        elif (
+            not present
+            and current is not None
+            and current.state in (InstallationState.INSTALLED, InstallationState.LOADING)
+        ):
+            Installation.objects.filter(pk=current.pk).update(
+                state=InstallationState.DELETED, confirmed_by="audit", updated=now
+            )
+        if present:
+            found.append(str(version))
+    return f"audit: {len(entries)} registry entr{'y' if len(entries) == 1 else 'ies'}" + (
+        f"; installed: {', '.join(found)}" if found else ""
+    )
+
+
+@transaction.atomic
+def cancel_ota_job(*, actor: Actor, job: OtaJob) -> OtaJob:
+    job = OtaJob.objects.select_for_update().get(pk=job.pk)
+    if job.is_finished:
+        return job
+    before = snapshot(job)
+    job.messages.filter(state__in=(OtaMessageState.PENDING, OtaMessageState.QUEUED)).update(
+        state=OtaMessageState.CANCELLED
+    )
+    job.state = OtaJobState.CANCELLED
+    job.finished = timezone.now()
+    job.result = f"cancelled by {actor.label}"
+    job.save(update_fields=["state", "finished", "result"])
+    record_change(
+        actor=actor,
+        action=AuditAction.UPDATE,
+        instance=job,
+        before=before,
+        after=snapshot(job),
+        message="cancelled",
+    )
+    return job
+
+
+# --- the SMPP link process ------------------------------------------------------------------
+
+
+def claim_sendable_messages(*, link: SmscLink, limit: int) -> list[OtaMessage]:
+    """Take queued messages for one link (single-card operations first) and mark them
+    submitted before anything is sent: a crash after this never resends their counter."""
+    with transaction.atomic():
+        queryset = OtaMessage.objects.filter(state=OtaMessageState.QUEUED).order_by(
+            "priority", "id"
+        )
+        if connection.features.has_select_for_update_skip_locked:
+            queryset = queryset.select_for_update(skip_locked=True)
+        messages = list(queryset[:limit])
+        if messages:
+            now = timezone.now()
+            OtaMessage.objects.filter(pk__in=[m.pk for m in messages]).update(
+                state=OtaMessageState.SUBMITTED, submitted_at=now, link=link
+            )
+            for m in messages:
+                m.state, m.submitted_at, m.link = OtaMessageState.SUBMITTED, now, link
+        return messages
+
+
+def record_submitted(*, message_id: int, attempt: int, smpp_ids: list[str]) -> None:
+    now = timezone.now()
+    SmsSegment.objects.bulk_create(
+        SmsSegment(message_id=message_id, attempt=attempt, index=i, smpp_id=smpp_id, submitted=now)
+        for i, smpp_id in enumerate(smpp_ids)
+    )
+
+
+def record_submit_failure(*, message_id: int, attempt: int, reason: str) -> None:
+    """The SMSC refused a segment (or the link dropped): retry the message with a new counter."""
+    with transaction.atomic():
+        message = OtaMessage.objects.select_for_update().get(pk=message_id)
+        if message.attempt == attempt and message.state == OtaMessageState.SUBMITTED:
+            _retry_or_fail(message, f"SMSC: {reason}")
+
+
+def _retry_or_fail(message: OtaMessage, reason: str, *, retry: bool = True) -> None:
+    now = timezone.now()
+    message.history = [
+        *message.history,
+        {
+            "attempt": message.attempt,
+            "counter": message.counter,
+            "failed": reason[:200],
+            "at": now.isoformat(),
+        },
+    ]
+    message.failure_reason = reason[:300]
+    if retry and message.attempt < message.max_attempts:
+        delay = RETRY_BACKOFF[min(message.attempt - 1, len(RETRY_BACKOFF) - 1)]
+        message.state = OtaMessageState.PENDING
+        message.next_attempt_at = now + datetime.timedelta(seconds=delay)
+        message.save()
+        _enqueue_advance(message.job_id, countdown=delay)
+    else:
+        message.state = OtaMessageState.FAILED
+        message.save()
+        _enqueue_advance(message.job_id)
+
+
+def record_inbound(
+    *,
+    link: SmscLink | None,
+    source_addr: str,
+    payload: bytes,
+    is_receipt: bool,
+    receipted_id: str = "",
+    receipt_state: str = "",
+) -> int:
+    """Store what the SMSC delivered and let a worker process it (keys stay in workers)."""
+    from cardmgmt.tasks import process_inbound_task
+
+    with transaction.atomic():
+        kind = (
+            InboundKind.RECEIPT
+            if is_receipt
+            else InboundKind.POR
+            if payload[:3] == b"\x02\x71\x00"
+            else InboundKind.OTHER
+        )
+        inbound = InboundMessage.objects.create(
+            link=link,
+            kind=kind,
+            source_addr=source_addr[:21],
+            payload=payload,
+            receipted_id=receipted_id[:65],
+            receipt_state=receipt_state[:20],
+        )
+        transaction.on_commit(lambda: process_inbound_task.delay(inbound.pk))
+    return inbound.pk
+
+
+def process_inbound(*, inbound_id: int) -> InboundMessage:
+    with transaction.atomic():
+        inbound = InboundMessage.objects.select_for_update().get(pk=inbound_id)
+        if inbound.verdict != InboundVerdict.PENDING:
+            return inbound
+        if inbound.kind == InboundKind.RECEIPT:
+            _process_receipt(inbound)
+        elif inbound.kind == InboundKind.POR:
+            _process_por(inbound)
+        else:
+            inbound.verdict = InboundVerdict.UNMATCHED
+            inbound.detail = "not a PoR (no UDH 02 71 00)"
+        inbound.save()
+        return inbound
+
+
+_DELIVERED = {"DELIVERED", "DELIVRD", "2"}
+
+
+def _process_receipt(inbound: InboundMessage) -> None:
+    segment = (
+        SmsSegment.objects.select_related("message")
+        .filter(smpp_id=inbound.receipted_id)
+        .order_by("-id")
+        .first()
+    )
+    if segment is None:
+        inbound.verdict, inbound.detail = InboundVerdict.UNMATCHED, "unknown message id"
+        return
+    inbound.verdict, inbound.message = InboundVerdict.MATCHED, segment.message
+    segment.receipt_state, segment.receipt_at = inbound.receipt_state, timezone.now()
+    segment.save(update_fields=["receipt_state", "receipt_at"])
+    message = OtaMessage.objects.select_for_update().get(pk=segment.message_id)
+    if segment.attempt != message.attempt or message.state not in (
+        OtaMessageState.SUBMITTED,
+        OtaMessageState.DELIVERED,
+    ):
+        inbound.detail = "receipt for an earlier attempt"
+        return
+    if inbound.receipt_state.upper() not in _DELIVERED:
+        # A card that answers the SMS-PP download with 93 00 (toolkit busy) or an error SW
+        # makes the handset return RP-ERROR: the receipt fails though the card saw the SMS.
+        inbound.detail = f"delivery failed: {inbound.receipt_state}"
+        _retry_or_fail(message, f"delivery receipt {inbound.receipt_state}")
+        return
+    pending = SmsSegment.objects.filter(message=message, attempt=message.attempt).exclude(
+        receipt_state__in=list(_DELIVERED)
+    )
+    if (
+        message.state == OtaMessageState.SUBMITTED
+        and not pending.exists()
+        and (
+            SmsSegment.objects.filter(message=message, attempt=message.attempt).count()
+            == len(message.user_data)
+        )
+    ):
+        message.state, message.delivered_at = OtaMessageState.DELIVERED, timezone.now()
+        message.save(update_fields=["state", "delivered_at"])
+
+
+def _process_por(inbound: InboundMessage) -> None:
+    """Match a PoR on (MSISDN, TAR, counter). The counter may be ciphered, so each candidate
+    card's keys are tried; a PoR that verifies with none is suspicious and trusted nowhere."""
+    from cardmgmt import otabridge
+
+    payload = bytes(inbound.payload)
+    try:
+        header = ota.decode_por(payload)  # unsecured read: TAR (and status if unsecured)
+        tar = header.tar.hex().upper()
+    except ota.OtaError:
+        tar = payload[6:9].hex().upper() if len(payload) >= 9 else ""
+    candidates = list(
+        OtaMessage.objects.select_for_update()
+        .select_related("card__profile")
+        .filter(msisdn=inbound.source_addr, tar=tar, state__in=ACTIVE_STATES)
+        .order_by("-id")[:20]
+    )
+    errors = []
+    for message in candidates:
+        keyset = KeySet.objects.get(card_id=message.card_id, kvn=message.kvn)
+        params = otabridge.profile_params(
+            message.card.profile, algorithm=keyset.algorithm, kvn=keyset.kvn
+        )
+        try:
+            por = ota.decode_por(
+                payload,
+                spi=params.spi,
+                kic=params.kic,
+                kid=params.kid,
+                keys=otabridge.card_keys(keyset),
+                expected_tar=bytes.fromhex(message.tar),
+            )
+        except ota.OtaError as exc:
+            errors.append(str(exc))
+            continue
+        if por.cntr != message.counter:
+            errors.append(f"counter {por.cntr} is not {message.counter}")
+            continue
+        inbound.verdict, inbound.message = InboundVerdict.MATCHED, message
+        inbound.detail = ota.describe_por(por)[:300]
+        _apply_por(message, por)
+        return
+    inbound.verdict = InboundVerdict.SUSPICIOUS if candidates else InboundVerdict.UNMATCHED
+    inbound.detail = ("; ".join(errors) or f"no message in flight to TAR {tar}")[:300]
+    log.warning("PoR from %s for TAR %s not trusted: %s", inbound.source_addr, tar, inbound.detail)
+
+
+def _apply_por(message: OtaMessage, por: ota.ResponsePacket) -> None:
+    now = timezone.now()
+    message.por_status = int(por.status)
+    message.por_text = ota.describe_por(por)[:200]
+    sw = None
+    if por.additional_data:
+        try:
+            result = ota.parse_compact_result(por.additional_data)
+            sw, message.por_sw, message.por_data = result.sw, result.sw_hex, result.data.hex()
+        except ota.OtaError:
+            message.por_data = por.additional_data.hex()[:600]
+    if por.status != ota.PorStatus.OK:
+        # Security failures will not get better with a new counter except "counter low".
+        retry = por.status in (ota.PorStatus.COUNTER_LOW, ota.PorStatus.MORE_TIME)
+        _retry_or_fail(message, message.por_text, retry=retry)
+        return
+    if sw is not None and sw not in SW_OK and sw >> 8 != 0x61:
+        _retry_or_fail(message, f"{message.por_text}: command refused", retry=False)
+        return
+    message.state, message.confirmed_at = OtaMessageState.CONFIRMED, now
+    message.failure_reason = ""
+    message.save()
+    _enqueue_advance(message.job_id)
+
+
+def expire_overdue_messages(*, now: datetime.datetime | None = None) -> int:
+    """Messages whose PoR has not come within the profile's timeout: retry with a new counter."""
+    now = now or timezone.now()
+    expired = 0
+    overdue = (
+        OtaMessage.objects.filter(state__in=(OtaMessageState.SUBMITTED, OtaMessageState.DELIVERED))
+        .select_related("card__profile")
+        .only("id", "submitted_at", "card__profile__por_timeout")
+    )
+    for message in overdue.iterator(chunk_size=500):
+        limit = message.submitted_at + datetime.timedelta(seconds=message.card.profile.por_timeout)
+        if limit > now:
+            continue
+        with transaction.atomic():
+            locked = OtaMessage.objects.select_for_update().get(pk=message.pk)
+            if locked.state in (OtaMessageState.SUBMITTED, OtaMessageState.DELIVERED):
+                _retry_or_fail(locked, "no PoR within the timeout")
+                expired += 1
+    return expired
+
+
+def jobs_for(cards: Iterable[Card]) -> Q:
+    return Q(card__in=list(cards))

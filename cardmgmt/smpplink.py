@@ -1,0 +1,168 @@
+"""The long-lived SMPP link process: one bind per configured SMSC link.
+
+It claims queued OTA messages from the database (single-card operations first), submits each
+SMS within the link's window and rate limit, records the SMSC message ids, and stores every
+deliver_sm (PoRs and delivery receipts) for a worker to process. It never sees a card key.
+Started by `manage.py run_smpp_link` (a Procfile entry next to the web server and workers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+
+from asgiref.sync import sync_to_async
+from django.db import close_old_connections, transaction
+from django.utils import timezone
+
+from cardmgmt.models import OtaMessage, SmscLink
+from cardmgmt.services import delivery
+from cardmgmt.smpp import SmppClient, SmppError, SmppThrottledError
+from cardmgmt.smpp.dlr import InboundMessage
+from cardmgmt.smpp.ratelimit import RateLimiter, TokenBucket
+from portal import crypto
+
+log = logging.getLogger(__name__)
+
+OTA_ESM_CLASS = 0x40  # UDHI: the UDH (CPI 70 / concatenation) is ours
+OTA_PROTOCOL_ID = 0x7F  # (U)SIM data download
+OTA_DATA_CODING = 0xF6  # 8-bit, class 2
+THROTTLE_RETRIES = 8
+
+
+@dataclass
+class SubmitOutcome:
+    message_id: int
+    attempt: int
+    smpp_ids: list[str] = field(default_factory=list)
+    error: str = ""
+
+
+def _record_outcomes(outcomes: list[SubmitOutcome]) -> None:
+    with transaction.atomic():
+        for outcome in outcomes:
+            if outcome.smpp_ids:
+                delivery.record_submitted(
+                    message_id=outcome.message_id,
+                    attempt=outcome.attempt,
+                    smpp_ids=outcome.smpp_ids,
+                )
+            if outcome.error:
+                delivery.record_submit_failure(
+                    message_id=outcome.message_id, attempt=outcome.attempt, reason=outcome.error
+                )
+
+
+def _set_status(link_id: int, status: str) -> None:
+    SmscLink.objects.filter(pk=link_id).update(status=status[:200], status_updated=timezone.now())
+
+
+class LinkRunner:
+    """Drives one SMSC link until `stop` is set."""
+
+    def __init__(
+        self,
+        link: SmscLink,
+        *,
+        rate_limiter: RateLimiter | None = None,
+        poll_interval: float = 0.2,
+        batch: int | None = None,
+    ) -> None:
+        self.link = link
+        self.poll_interval = poll_interval
+        self.batch = batch or max(link.window * 4, 64)
+        self.rate_limiter = rate_limiter or TokenBucket(link.tps, burst=max(1, link.tps // 10))
+        self.client = SmppClient(
+            link.host,
+            link.port,
+            link.system_id,
+            crypto.unseal(bytes(link.password), "smsc-password").decode(),
+            system_type=link.system_type,
+            window=link.window,
+            on_deliver=self.on_deliver,
+            rate_limiter=self.rate_limiter,
+            response_timeout=10.0,
+            enquire_link_interval=30.0,
+        )
+        self.submitted = 0
+
+    async def on_deliver(self, inbound: InboundMessage) -> None:
+        state = (
+            inbound.receipt.stat
+            if inbound.receipt
+            else (str(inbound.state) if inbound.state is not None else "")
+        )
+        if inbound.is_receipt and inbound.state is not None:
+            state = {2: "DELIVRD", 3: "EXPIRED", 4: "DELETED", 5: "UNDELIV", 8: "REJECTD"}.get(
+                inbound.state, str(inbound.state)
+            )
+        await sync_to_async(delivery.record_inbound)(
+            link=self.link,
+            source_addr=inbound.source_addr,
+            payload=inbound.payload,
+            is_receipt=inbound.is_receipt,
+            receipted_id=inbound.receipted_message_id or "",
+            receipt_state=state or "",
+        )
+
+    async def _submit_segment(self, message: OtaMessage, user_data: bytes) -> str:
+        for attempt in range(THROTTLE_RETRIES):
+            try:
+                return await self.client.submit(
+                    message.msisdn,
+                    user_data,
+                    source_addr=self.link.source_addr,
+                    esm_class=OTA_ESM_CLASS,
+                    protocol_id=OTA_PROTOCOL_ID,
+                    data_coding=OTA_DATA_CODING,
+                    registered_delivery=1,
+                )
+            except SmppThrottledError:
+                # Refused, so not sent: the same bytes may go again after backing off.
+                await asyncio.sleep(min(0.05 * 2**attempt, 5.0))
+        raise SmppThrottledError("still throttled after backing off")
+
+    async def _send(self, message: OtaMessage) -> SubmitOutcome:
+        outcome = SubmitOutcome(message.pk, message.attempt)
+        try:
+            for user_data in message.user_data:
+                outcome.smpp_ids.append(
+                    await self._submit_segment(message, bytes.fromhex(user_data))
+                )
+        except SmppError as exc:
+            outcome.error = f"{type(exc).__name__}: {exc}"
+        return outcome
+
+    async def run(self, stop: asyncio.Event) -> None:
+        supervisor = asyncio.create_task(self.client.run_forever())
+        await sync_to_async(_set_status)(self.link.pk, "connecting")
+        bound_since = 0.0
+        try:
+            while not stop.is_set():
+                if not self.client.is_bound:
+                    bound_since = 0.0
+                    try:
+                        await asyncio.wait_for(self.client.wait_bound(), timeout=1.0)
+                    except TimeoutError:
+                        continue
+                if not bound_since:
+                    bound_since = time.monotonic()
+                    await sync_to_async(_set_status)(
+                        self.link.pk, f"bound to {self.link.host}:{self.link.port}"
+                    )
+                messages = await sync_to_async(delivery.claim_sendable_messages)(
+                    link=self.link, limit=self.batch
+                )
+                if not messages:
+                    await asyncio.sleep(self.poll_interval)
+                    continue
+                outcomes = await asyncio.gather(*(self._send(m) for m in messages))
+                await sync_to_async(_record_outcomes)(list(outcomes))
+                self.submitted += sum(len(o.smpp_ids) for o in outcomes)
+        finally:
+            await self.client.close()
+            supervisor.cancel()
+            await sync_to_async(_set_status)(self.link.pk, "stopped")
+            await sync_to_async(close_old_connections)()
