@@ -3,6 +3,7 @@ and garbage that must give OtaError (never another exception)."""
 
 from __future__ import annotations
 
+import contextlib
 import zlib
 
 import pytest
@@ -228,10 +229,8 @@ DECODERS = [
 @settings(max_examples=400, deadline=None)
 @given(data=st.binary(max_size=300))
 def test_garbage_gives_ota_error(decoder, data: bytes) -> None:
-    try:
+    with contextlib.suppress(OtaError):
         decoder(data)
-    except OtaError:
-        pass
 
 
 def _mutations(encoded: bytes) -> st.SearchStrategy[bytes]:
@@ -253,7 +252,5 @@ VALID = [
 @given(data=st.data())
 def test_mutated_valid_input_gives_ota_error_or_a_value(decoder, valid: bytes, data) -> None:
     mutated = data.draw(_mutations(valid) | st.integers(0, len(valid)).map(lambda n: valid[:n]))
-    try:
+    with contextlib.suppress(OtaError):
         decoder(mutated)
-    except OtaError:
-        pass
