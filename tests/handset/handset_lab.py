@@ -12,8 +12,11 @@ from dataclasses import dataclass, field
 from cardmgmt.ota import (
     CardProfileParams,
     KeySet,
+    PorStatus,
+    Reassembler,
     ResponsePacket,
     decode_por,
+    decode_response_packet,
     parse_compact_result,
     plan,
     secure_plan,
@@ -21,6 +24,7 @@ from cardmgmt.ota import (
 from cardmgmt.ota import syncapplet as sa
 from cardmgmt.ota.demo_cap import build_demo_cap
 from cardmgmt.ota.planner import AppletCommands, Operation
+from cardmgmt.ota.sms import RPI
 from handset.fleet import FleetRouter
 from handset.uicc import CardKeys, CardProfile, Uicc
 
@@ -67,6 +71,16 @@ class Lab:
         p = self.profile
         return decode_por(user_data, spi=p.spi, kic=p.kic, kid=p.kid, keys=self.keys)
 
+    def join(self, mos) -> ResponsePacket:
+        """The PoR carried by the MO messages of one packet (one SMS or concatenated)."""
+        if len(mos) == 1:
+            return self.decode(mos[0].payload)
+        joiner = Reassembler()
+        whole = [joiner.add(m.payload, m.from_msisdn) for m in mos][-1]
+        assert whole is not None and RPI in whole.ies
+        p = self.profile
+        return decode_response_packet(whole.packet, spi=p.spi, kic=p.kic, kid=p.kid, keys=self.keys)
+
     def route_message(self, user_data_list, *, source: str = OTA_ADDRESS) -> list:
         out = []
         for ud in user_data_list:
@@ -78,9 +92,10 @@ class Lab:
         pors = []
         for message in self.secure(operation, keys):
             mos = self.route_message(message.user_data)
-            assert len(mos) == 1, mos
-            por = self.decode(mos[0].payload)
-            assert por.cntr == message.cntr
+            assert mos, "no PoR"
+            por = self.join(mos)
+            if por.status is PorStatus.OK:  # error PoRs may not carry the counter (docs)
+                assert por.cntr == message.cntr
             pors.append(por)
         return pors
 
