@@ -74,7 +74,9 @@ def contact_to_fields(c: Contact) -> dict:
     extra = [
         {"n": x.name, "g": x.group, "p": [list(p) for p in x.params], "v": x.value}
         for x in c.extra
-        if isinstance(x.value, str) and x.name not in ("UID", "REV", "PRODID")
+        if isinstance(x.value, str)
+        and x.name not in ("UID", "REV", "PRODID")
+        and x.value.replace(";", "").strip()  # empty properties (Synthesis sends many) are absent
     ]
     if extra:
         f["X"] = extra

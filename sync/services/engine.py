@@ -375,7 +375,10 @@ class _Engine:
         if kind == AUTH_MD5:
             row = DeviceNonce.objects.filter(dev_id=self.dev_id[:128]).first()
             if row is None:
-                return self._fail(user, "MD5 credentials without a nonce sent first", AUTH_MD5)
+                # The normal first MD5 round: challenge with a nonce, not a failed guess.
+                st = self._header_status(401)
+                st.chal = self._chal(AUTH_MD5)
+                return st
             try:
                 nonce = decode_nonce(row.nonce)
             except SyncMLError:

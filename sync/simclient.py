@@ -1,0 +1,178 @@
+"""A minimal SyncML client for tests and benchmarks (pure: no Django).
+
+It speaks to any `post(body, content_type, url) -> (status, body)` callable, so tests drive
+the engine in-process and the benchmark drives it over HTTP. It keeps what a handset keeps:
+its items by LUID, anchors, the server's nonce.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sync.syncml import (
+    Add,
+    Alert,
+    Anchor,
+    Delete,
+    Item,
+    Location,
+    Map,
+    MapItem,
+    Meta,
+    Replace,
+    Status,
+    Sync,
+    SyncHdr,
+    SyncML,
+    parse_message,
+    serialize_message,
+)
+from sync.syncml.auth import AUTH_BASIC, AUTH_MD5, decode_nonce, make_cred
+
+Post = Callable[[bytes, str, str], tuple[int, bytes]]
+_sessions = itertools.count(1)
+
+
+@dataclass
+class SimClient:
+    post: Post
+    url: str
+    username: str
+    password: str
+    dev_id: str = "IMEI:490154203237518"
+    version: str = "1.2"
+    encoding: str = "xml"
+    auth: str = AUTH_BASIC
+    max_msg_size: int = 64 * 1024
+    items: dict[str, str] = field(default_factory=dict)  # LUID -> vCard
+    last_anchor: str | None = None
+    nonce: str | None = None
+    ctype: str = "text/vcard"
+    log: list[SyncML] = field(default_factory=list)
+
+    def _send(self, msg: SyncML, url: str) -> SyncML:
+        ctype = f"application/vnd.syncml+{self.encoding}"
+        status, body = self.post(serialize_message(msg, self.encoding), ctype, url)
+        if status != 200:
+            raise RuntimeError(f"HTTP {status}: {body[:200]!r}")
+        reply = parse_message(body)
+        self.log.append(reply)
+        return reply
+
+    def sync(
+        self,
+        mode: int = 200,
+        *,
+        adds: dict[str, str] | None = None,
+        replaces: dict[str, str] | None = None,
+        deletes: list[str] | None = None,
+        drop_after_changes: bool = False,
+    ) -> dict:
+        """One session. Returns {"alert": code used, "status": header status, "received": n}."""
+        sid = str(next(_sessions))
+        msg_id = itertools.count(1)
+        cmd = itertools.count(1)
+        anchor_next = f"a{sid}"
+        url = self.url
+        nonce = decode_nonce(self.nonce) if self.nonce else None
+        if self.auth == AUTH_MD5 and nonce is None:
+            nonce = b""
+        cred = make_cred(self.auth, self.username, self.password, nonce)
+
+        def hdr() -> SyncHdr:
+            return SyncHdr(
+                ver_dtd=self.version, ver_proto=f"SyncML/{self.version}", session_id=sid,
+                msg_id=str(next(msg_id)), target=Location(loc_uri=url),
+                source=Location(loc_uri=self.dev_id, loc_name=self.username),
+                meta=Meta(max_msg_size=self.max_msg_size),
+            )  # fmt: skip
+
+        alert = Alert(cmd_id=str(next(cmd)), data=mode, items=[Item(
+            target=Location(loc_uri="contacts"), source=Location(loc_uri="./contacts"),
+            meta=Meta(anchor=Anchor(last=self.last_anchor, next=anchor_next)))])  # fmt: skip
+        h = hdr()
+        h.cred = cred
+        reply = self._send(SyncML(hdr=h, commands=[alert], final=True), url)
+        head = reply.commands[0]
+        if head.chal and head.chal.meta.next_nonce:
+            self.nonce = head.chal.meta.next_nonce
+        if head.data in (401, 407) and self.auth == AUTH_MD5 and nonce == b"":
+            return self.sync(mode, adds=adds, replaces=replaces, deletes=deletes,
+                             drop_after_changes=drop_after_changes)  # fmt: skip
+        if head.data not in (200, 212):
+            return {"status": head.data}
+        url = reply.hdr.resp_uri or url
+        server_alert = next(c for c in reply.commands if isinstance(c, Alert))
+        used = server_alert.data
+        changes: list = []
+        if used in (201, 203):
+            source = dict(self.items)
+            source.update(adds or {})
+            for luid, data in source.items():
+                changes.append(Add(cmd_id=str(next(cmd)), meta=Meta(type=self.ctype),
+                                   items=[Item(source=Location(loc_uri=luid), data=data)]))  # fmt: skip
+        elif used in (200, 202):
+            for luid, data in (adds or {}).items():
+                changes.append(Add(cmd_id=str(next(cmd)), meta=Meta(type=self.ctype),
+                                   items=[Item(source=Location(loc_uri=luid), data=data)]))  # fmt: skip
+            for luid, data in (replaces or {}).items():
+                changes.append(Replace(cmd_id=str(next(cmd)), meta=Meta(type=self.ctype),
+                                       items=[Item(source=Location(loc_uri=luid), data=data)]))  # fmt: skip
+            for luid in deletes or []:
+                changes.append(Delete(cmd_id=str(next(cmd)),
+                                      items=[Item(source=Location(loc_uri=luid))]))  # fmt: skip
+        if used in (205,):
+            self.items.clear()
+        for luid, data in (adds or {}).items():
+            self.items[luid] = data
+        for luid, data in (replaces or {}).items():
+            self.items[luid] = data
+        for luid in deletes or []:
+            self.items.pop(luid, None)
+        # Package 3, split so each message stays under the server's limit.
+        batches = [changes[i : i + 200] for i in range(0, len(changes), 200)] or [[]]
+        received = 0
+        statuses: list = []
+        maps: list[MapItem] = []
+        for n, batch in enumerate(batches):
+            sync = Sync(cmd_id=str(next(cmd)), target=Location(loc_uri="contacts"),
+                        source=Location(loc_uri="./contacts"), commands=batch)  # fmt: skip
+            reply = self._send(SyncML(hdr=hdr(), commands=[sync], final=n == len(batches) - 1), url)
+        if drop_after_changes:
+            return {"alert": used, "dropped": True}
+        while True:
+            statuses, more = [], False
+            for c in reply.commands:
+                if isinstance(c, Sync):
+                    for sub in c.commands:
+                        for it in sub.items:
+                            received += 1
+                            code = 200
+                            if isinstance(sub, Add):
+                                luid = f"s{len(self.items) + received}"
+                                self.items[luid] = it.data
+                                maps.append(MapItem(target=Location(loc_uri=it.source.loc_uri),
+                                                    source=Location(loc_uri=luid)))  # fmt: skip
+                                code = 201
+                            elif isinstance(sub, Replace):
+                                self.items[it.target.loc_uri] = it.data
+                            elif isinstance(sub, Delete):
+                                self.items.pop(it.target.loc_uri, None)
+                            statuses.append(Status(cmd_id=str(next(cmd)), msg_ref=reply.hdr.msg_id,
+                                                   cmd_ref=sub.cmd_id, cmd=sub.NAME, data=code))  # fmt: skip
+            if not reply.final:
+                more = True
+            cmds = statuses
+            if more:
+                cmds = [*statuses, Alert(cmd_id=str(next(cmd)), data=222)]
+                reply = self._send(SyncML(hdr=hdr(), commands=cmds, final=False), url)
+                continue
+            if maps:
+                cmds = [*statuses, Map(cmd_id=str(next(cmd)), target=Location(loc_uri="contacts"),
+                                       source=Location(loc_uri="./contacts"), map_items=maps)]  # fmt: skip
+            reply = self._send(SyncML(hdr=hdr(), commands=cmds, final=True), url)
+            break
+        self.last_anchor = anchor_next
+        return {"alert": used, "status": head.data, "received": received}
