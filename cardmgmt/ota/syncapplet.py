@@ -50,7 +50,7 @@ READ_CHUNK_SIZE = 96  # octets per chunk: one chunk fits a ciphered PoR in one S
 
 STORE_LAST_BLOCK = 0x80
 MAX_STORE_BLOCK = 255
-MAX_RECORD_LENGTH = 1024  # what the applet reserves for the record
+MAX_RECORD_LENGTH = 4096  # the applet's record space (same as sync.syncml.paramrecord.MAX_RECORD)
 MAX_CAMPAIGN_REF = 16
 SUMMARY_HEAD_LENGTH = 32
 MAX_MODE = 10  # SyncML alert codes 200..210
