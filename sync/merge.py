@@ -114,7 +114,7 @@ def fields_to_contact(f: dict, version: str = "3.0") -> Contact:
     c.extra = [
         VCardProperty(
             name=x["n"], group=x.get("g"), params=[tuple(p) for p in x.get("p", [])], value=x["v"]
-        )  # fmt: skip
+        )
         for x in f.get("X", [])
     ]
     if c.fn is None and c.n is None:
@@ -265,7 +265,7 @@ def merge_three_way(
             sk, ck, bk = single_key(prop, s_val), single_key(prop, c_val), single_key(prop, b_val)
             if ck == bk:
                 chosen = s_val
-            elif sk == bk or sk == ck:
+            elif sk in (bk, ck):
                 chosen = c_val
             else:
                 client_wins = policy in ("merge", "client_wins")

@@ -423,7 +423,7 @@ class _Engine:
                     cmd_ref=cmd.cmd_id,
                     cmd=cmd.NAME,
                     data=header_status.data,
-                )  # fmt: skip
+                )
             )
             n += 1
         return _encode(reply, self.encoding)
@@ -662,7 +662,7 @@ class _Engine:
                         meta=Meta(
                             anchor=Anchor(
                                 last=state.server_anchor if state else None, next=server_next
-                            ),  # fmt: skip
+                            ),
                             max_obj_size=SERVER_MAX_OBJ_SIZE
                             if self.msg.hdr.ver_dtd == "1.2"
                             else None,

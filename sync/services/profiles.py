@@ -266,7 +266,7 @@ def build_server_alert(profile: SyncProfile, *, sync_type: int = 206, session_id
             sync_type=sync_type,
             content_type=0x07 if "x-vcard" in ds["content_type"] else 0,
             server_uri=ds["remote_uri"],
-        )  # fmt: skip
+        )
         for ds in profile.datastores
     ]
     msg = SANMessage(session_id=session_id & 0xFFFF, server_id=profile.server_url, syncs=syncs)

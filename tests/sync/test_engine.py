@@ -168,7 +168,11 @@ def test_wrong_password_is_logged_and_throttled(post, profile):  # type: ignore[
         (b"", "application/vnd.syncml+xml", None),  # 400 or 415: no body, no type
         (b"<SyncML><nonsense", "application/vnd.syncml+xml", 400),
         (b"\x02\xa4\x01\x6a\x00\xff\xff", "application/vnd.syncml+wbxml", 400),
-        (b"<?xml version='1.0'?><!DOCTYPE x [<!ENTITY a 'b'>]><SyncML/>", "application/vnd.syncml+xml", 400),
+        (
+            b"<?xml version='1.0'?><!DOCTYPE x [<!ENTITY a 'b'>]><SyncML/>",
+            "application/vnd.syncml+xml",
+            400,
+        ),
         (b"<SyncML/>", "text/html", 415),
     ],
 )
@@ -178,7 +182,9 @@ def test_bad_input_never_500(client, body, ctype, status):  # type: ignore[no-un
 
 
 def test_oversized_message_is_413(client, db):  # type: ignore[no-untyped-def]
-    r = client.post("/syncml", data=b"<" * (3 * 1024 * 1024), content_type="application/vnd.syncml+xml")
+    r = client.post(
+        "/syncml", data=b"<" * (3 * 1024 * 1024), content_type="application/vnd.syncml+xml"
+    )
     assert r.status_code == 413
 
 

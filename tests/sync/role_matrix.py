@@ -1,0 +1,92 @@
+"""Expected access to the sync URLs, in the shape of tests/portal/test_role_matrix.py's MATRIX.
+
+The lead merges `SYNC_MATRIX` into that table: each entry maps to
+`Rule(kind, read, write, obj)` (`kind` "ui"/"api", `read` the roles whose GET gives 200,
+`write` method -> roles, `obj` the test object whose pk the URL takes). `SYNC_OBJECTS` says
+how to build those objects and `SYNC_PAYLOADS` what a permitted write sends.
+tests/sync/test_views_api.py checks every row against the running views.
+
+The endpoint `syncml` is not staff-facing: devices authenticate inside SyncML (a GET is 405
+for everyone, anonymous included; a POST without a SyncML body is 4xx).
+"""
+
+from __future__ import annotations
+
+ADMIN, OPERATOR, SUPPORT, AUDITOR = "administrator", "operator", "support", "auditor"
+EVERYONE = frozenset({ADMIN, OPERATOR, SUPPORT, AUDITOR})
+MANAGERS = frozenset({ADMIN, OPERATOR})
+NOBODY: frozenset[str] = frozenset()
+
+SYNC_MATRIX: dict[str, dict] = {
+    "sync:profile_list": {"kind": "ui", "read": EVERYONE},
+    "sync:profile_detail": {"kind": "ui", "read": EVERYONE, "obj": "sync_profile"},
+    "sync:template_list": {"kind": "ui", "read": EVERYONE},
+    "sync:template_detail": {"kind": "ui", "read": EVERYONE, "obj": "sync_template"},
+    "sync:session_list": {"kind": "ui", "read": EVERYONE},
+    "sync:session_detail": {"kind": "ui", "read": EVERYONE, "obj": "sync_session"},
+    "sync:device_list": {"kind": "ui", "read": EVERYONE},
+    "sync:device_detail": {"kind": "ui", "read": EVERYONE, "obj": "sync_device"},
+    # Everyone sees the counts; the contents need sync.view_contact_contents (administrator).
+    "sync:addressbook": {"kind": "ui", "read": EVERYONE, "obj": "subscriber"},
+    "sync:helddelete_list": {"kind": "ui", "read": EVERYONE},
+    "sync:helddelete_detail": {"kind": "ui", "read": EVERYONE, "obj": "sync_held"},
+    # POST only (GET 405 for logged-in users).
+    "sync:helddelete_decide": {
+        "kind": "ui",
+        "read": NOBODY,
+        "write": {"post": MANAGERS},
+        "obj": "sync_held",
+        # Permission first: those who may not decide get 403, the others 405 for a GET.
+        "get_status": {ADMIN: 405, OPERATOR: 405, SUPPORT: 403, AUDITOR: 403},
+    },
+    "syncml": {
+        "kind": "ui",
+        "read": NOBODY,
+        "public": True,
+        "get_status": dict.fromkeys(("anonymous", *EVERYONE), 405),
+        "writes_tested_in": "tests/sync/test_engine.py",
+    },
+    "api:syncprofile-list": {"kind": "api", "read": EVERYONE, "write": {"post": MANAGERS}},
+    "api:syncprofile-detail": {
+        "kind": "api",
+        "read": EVERYONE,
+        "obj": "sync_profile",
+        "write": {"put": MANAGERS, "patch": MANAGERS},
+    },
+    "api:syncprofile-reset-credentials": {
+        "kind": "api",
+        "read": NOBODY,
+        "obj": "sync_profile",
+        "write": {"post": MANAGERS},
+        "get_status": dict.fromkeys(EVERYONE, 405),
+    },
+    "api:syncprofiletemplate-list": {"kind": "api", "read": EVERYONE, "write": {"post": MANAGERS}},
+    "api:syncprofiletemplate-detail": {
+        "kind": "api",
+        "read": EVERYONE,
+        "obj": "sync_template",
+        "write": {"put": MANAGERS, "patch": MANAGERS},
+    },
+    "api:syncsession-list": {"kind": "api", "read": EVERYONE},
+    "api:syncsession-detail": {"kind": "api", "read": EVERYONE, "obj": "sync_session"},
+    "api:device-list": {"kind": "api", "read": EVERYONE},
+    "api:device-detail": {"kind": "api", "read": EVERYONE, "obj": "sync_device"},
+    "api:contact-list": {"kind": "api", "read": EVERYONE},
+    "api:contact-detail": {"kind": "api", "read": EVERYONE, "obj": "sync_contact"},
+    "api:helddelete-list": {"kind": "api", "read": EVERYONE},
+    "api:helddelete-detail": {"kind": "api", "read": EVERYONE, "obj": "sync_held"},
+    "api:helddelete-approve": {
+        "kind": "api",
+        "read": NOBODY,
+        "obj": "sync_held",
+        "write": {"post": MANAGERS},
+        "get_status": dict.fromkeys(EVERYONE, 405),
+    },
+    "api:helddelete-reject": {
+        "kind": "api",
+        "read": NOBODY,
+        "obj": "sync_held",
+        "write": {"post": MANAGERS},
+        "get_status": dict.fromkeys(EVERYONE, 405),
+    },
+}
