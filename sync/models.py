@@ -318,7 +318,8 @@ class ItemMap(models.Model):
     """LUID <-> GUID for one (device, datastore), with the shadow of the last agreed copy."""
 
     state = models.ForeignKey(SyncState, on_delete=models.CASCADE, related_name="items")
-    luid = models.CharField(max_length=128, null=True, blank=True)
+    # NULL until the Map arrives: several unmapped server adds must not collide on "".
+    luid = models.CharField(max_length=128, null=True, blank=True)  # noqa: DJ001
     guid = models.CharField(max_length=64)
     shadow = models.JSONField(default=dict)
     shadow_hash = models.CharField(max_length=32)

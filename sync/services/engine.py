@@ -862,6 +862,7 @@ class _Engine:
                 row = self._pair(store, st, luid, fields, client_hash, by_hash, by_guid, keys)
                 if row is None:
                     row = self._new_row(model, subscriber, store, fields, new_rows)
+                    st["paired"].append(row.guid)  # not an unpaired server item at the end
                     counts["ca"] += 1
                     shadow = client_view
                 else:

@@ -199,3 +199,17 @@ def test_message_log_redacts_credentials(phone, profile, secret):  # type: ignor
     from sync.syncml.auth import basic_credential
 
     assert basic_credential(profile.username, secret) not in first.request_log
+
+
+def test_refresh_from_client_keeps_new_items_and_deletes_the_rest(phone, profile):  # type: ignore[no-untyped-def]
+    from portal.context import Actor
+    from sync import services
+
+    phone.sync(201)
+    services.save_contact(actor=Actor.command("t"), subscriber=profile.subscriber,
+                          vcard=card("Old", "+491706666666"))  # fmt: skip
+    adds = {str(i): card(f"N{i}", f"+4917077777{i:02d}") for i in range(6)}
+    phone.sync(203, adds=adds)
+    names = sorted(c.display_name for c in live(profile))
+    assert names == [f"N{i}" for i in range(6)]
+    assert not HeldDelete.objects.exists()
