@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -77,13 +78,16 @@ def setup() -> list[tuple[str, str]]:
 
 
 def start_server() -> subprocess.Popen:
-    env = dict(os.environ, DJANGO_SETTINGS_MODULE="benchmarks.bench_sync_settings")
-    settings_py = ROOT / "benchmarks" / "bench_sync_settings.py"
+    # The endpoint mounted as portal/urls.py will mount it, from a temporary settings module.
+    tmp = Path(tempfile.mkdtemp(prefix="bench_sync_"))
+    env = dict(os.environ, DJANGO_SETTINGS_MODULE="bench_sync_settings",
+               PYTHONPATH=f"{tmp}:{ROOT}")  # fmt: skip
+    settings_py = tmp / "bench_sync_settings.py"
     settings_py.write_text(
-        "from portal.settings import *  # noqa\nROOT_URLCONF = 'benchmarks.bench_sync_urls'\n"
+        "from portal.settings import *  # noqa\nROOT_URLCONF = 'bench_sync_urls'\n"
         "DEBUG = False\nLOGGING = {'version': 1, 'disable_existing_loggers': False}\n"
     )
-    (ROOT / "benchmarks" / "bench_sync_urls.py").write_text(
+    (tmp / "bench_sync_urls.py").write_text(
         "from django.urls import include, path\nfrom portal.urls import urlpatterns as u\n"
         "urlpatterns = [*u, path('', include('sync.endpoint_urls'))]\n"
     )
@@ -161,10 +165,8 @@ def main() -> None:
                 "sessions/s",
                 50,
                 peer=peer,
-            ),  # fmt: skip
-            Figure(
-                "refresh-from-client of 1,008 vCards", items_per_s, "items/s", 5000, peer=peer
-            ),  # fmt: skip
+            ),
+            Figure("refresh-from-client of 1,008 vCards", items_per_s, "items/s", 5000, peer=peer),
         ],
     )
 
