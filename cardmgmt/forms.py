@@ -115,6 +115,8 @@ class CardProfileForm(BootstrapMixin, forms.ModelForm):
             "por_mode",
             "max_load_block",
             "load_descriptor",
+            "pipelined",
+            "por_timeout",
         ]
 
 

@@ -55,6 +55,15 @@ class CardProfile(models.Model):
         validators=[MinValueValidator(16), MaxValueValidator(255)],
     )
     load_descriptor = models.BooleanField("load the CAP Descriptor component", default=False)
+    pipelined = models.BooleanField(
+        "pipeline multi-step scripts",
+        default=False,
+        help_text="Send every step of a script at once (counter mode 'higher' cards only); "
+        "otherwise each step waits for the previous PoR.",
+    )
+    por_timeout = models.PositiveIntegerField(
+        "PoR timeout (s)", default=120, validators=[MinValueValidator(5)]
+    )
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 
@@ -86,12 +95,14 @@ class Card(models.Model):
 
     class Meta:
         ordering = ["iccid"]
-        indexes = [
-            models.Index(
-                fields=["iccid"], name="card_iccid_prefix", opclasses=["varchar_pattern_ops"]
+        # One unique index per identifier serves equality and prefix search (LIKE 'x%'):
+        # the pattern operator class works whatever the database collation.
+        constraints = [
+            models.UniqueConstraint(
+                fields=["iccid"], name="card_iccid_unique", opclasses=["varchar_pattern_ops"]
             ),
-            models.Index(
-                fields=["imsi"], name="card_imsi_prefix", opclasses=["varchar_pattern_ops"]
+            models.UniqueConstraint(
+                fields=["imsi"], name="card_imsi_unique", opclasses=["varchar_pattern_ops"]
             ),
         ]
         permissions = [
@@ -163,16 +174,15 @@ class Subscriber(models.Model):
 
     class Meta:
         ordering = ["msisdn"]
-        indexes = [
-            # Prefix search (LIKE 'x%') on PostgreSQL needs the pattern operator class
-            # whatever the database collation; other backends ignore opclasses.
-            models.Index(
+        constraints = [
+            # Equality and prefix search (LIKE 'x%') from one index, whatever the collation.
+            models.UniqueConstraint(
                 fields=["msisdn"],
-                name="subscriber_msisdn_prefix",
+                name="subscriber_msisdn_unique",
                 opclasses=["varchar_pattern_ops"],
             ),
-            models.Index(fields=["status", "msisdn"], name="subscriber_status_msisdn"),
         ]
+        indexes = [models.Index(fields=["status", "msisdn"], name="subscriber_status_msisdn")]
 
     def __str__(self) -> str:
         return self.msisdn

@@ -15,18 +15,18 @@ def run_import_job_task(self, job_id: int) -> str:  # type: ignore[no-untyped-de
     return job.status
 
 
-@shared_task(bind=True, name="cardmgmt.advance_ota_job", acks_late=True, queue="ota")
+@shared_task(bind=True, name="cardmgmt.advance_ota_job", acks_late=True)
 def advance_ota_job_task(self, job_id: int) -> str:  # type: ignore[no-untyped-def]
     with request_id_scope(self.request.id):
         return services.advance_ota_job(job_id=job_id).state
 
 
-@shared_task(bind=True, name="cardmgmt.process_inbound", acks_late=True, queue="ota")
+@shared_task(bind=True, name="cardmgmt.process_inbound", acks_late=True)
 def process_inbound_task(self, inbound_id: int) -> str:  # type: ignore[no-untyped-def]
     with request_id_scope(self.request.id):
         return services.process_inbound(inbound_id=inbound_id).verdict
 
 
-@shared_task(name="cardmgmt.expire_overdue_messages", queue="ota", expires=60)
+@shared_task(name="cardmgmt.expire_overdue_messages", expires=60)
 def expire_overdue_messages_task() -> int:
     return services.expire_overdue_messages()

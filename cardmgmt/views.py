@@ -522,9 +522,14 @@ class OtaSelectionView(ServiceFormView):
 
 
 class OtaJobCancelView(PortalPermissionMixin, DetailView):
-    permission_required = "cardmgmt.change_otajob"
+    """Who may operate on a card may cancel its jobs (as in the API)."""
+
+    permission_required = ()
     model = OtaJob
     http_method_names = ["post"]
+
+    def has_permission(self) -> bool:
+        return _may_operate(self.request.user, 1)
 
     def post(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
         from django.contrib import messages as flash

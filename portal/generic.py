@@ -12,6 +12,7 @@ import django_filters
 import django_tables2 as tables
 from django.contrib.auth.mixins import LoginRequiredMixin, PermissionRequiredMixin
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.db.models import QuerySet
 from django.views.generic import TemplateView
 from django_tables2.paginators import LazyPaginator
@@ -57,12 +58,12 @@ class ObjectListView(PortalPermissionMixin, TemplateView):
             if filterset.is_bound and filterset.is_valid()
             else (filterset.queryset if not filterset.is_bound else filterset.queryset.none())
         )
-        table = self.table_class(queryset, request=self.request)
-        table.paginate(
-            paginator_class=LazyPaginator,
-            page=self.request.GET.get("page", 1),
-            per_page=self.per_page,
-        )
+        # No `request=` here: it would paginate with Django's counting paginator first.
+        table = self.table_class(queryset)
+        tables.RequestConfig(
+            self.request,
+            paginate={"paginator_class": LazyPaginator, "per_page": self.per_page, "silent": True},
+        ).configure(table)
         user = self.request.user
         context.update(
             filterset=filterset,
@@ -128,7 +129,9 @@ class ServiceFormView(PortalPermissionMixin, TemplateView):
         form = self.get_form()
         if form.is_valid():
             try:
-                result = self.perform(form)
+                # One transaction: a service that refuses half-way leaves nothing behind.
+                with transaction.atomic():
+                    result = self.perform(form)
             except ValidationError as exc:
                 form_errors_from(form, exc)
             else:

@@ -20,6 +20,8 @@ ROLE_NAMES = ("administrator", "operator", "support", "auditor")
 OPERATOR_ACTIONS = {"cardmgmt.run_ota_operation", "cardmgmt.run_campaign"}
 SUPPORT_ACTIONS = {"cardmgmt.operate_single_card", "cardmgmt.change_subscriber"}
 AUDIT_PERMISSIONS = {"portal.view_auditentry"}
+# Other people's API tokens: administrators and auditors only.
+OTHERS_TOKENS = {"portal.view_apitoken"}
 # Contents of DB2 address books: only for those given this explicitly.
 PRIVATE_DATA = {"sync.view_contact_contents"}
 # Inventory models the operator manages in full.
@@ -38,7 +40,9 @@ def role_permissions() -> dict[str, set[str]]:
     managed = {c for c in project if c.split(".", 1)[0] in OPERATOR_MANAGED_APPS}
     return {
         "administrator": every,
-        "operator": ((views | managed | OPERATOR_ACTIONS) - AUDIT_PERMISSIONS - PRIVATE_DATA)
+        "operator": (
+            (views | managed | OPERATOR_ACTIONS) - AUDIT_PERMISSIONS - PRIVATE_DATA - OTHERS_TOKENS
+        )
         | {"django_celery_beat.add_periodictask", "django_celery_beat.change_periodictask"},
         "support": {c for c in views if c.startswith(("cardmgmt.", "sync."))} - PRIVATE_DATA
         | (SUPPORT_ACTIONS & project),

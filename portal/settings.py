@@ -204,6 +204,14 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
+# Queues named for their work, so operators can scale them separately.
+CELERY_TASK_ROUTES = {
+    "cardmgmt.advance_ota_job": {"queue": "ota"},
+    "cardmgmt.process_inbound": {"queue": "ota"},
+    "cardmgmt.expire_overdue_messages": {"queue": "ota"},
+    "sync.*": {"queue": "sync"},
+    "campaigns.*": {"queue": "campaigns"},
+}
 CELERY_BEAT_SCHEDULE = {
     "expire-overdue-ota-messages": {
         "task": "cardmgmt.expire_overdue_messages",

@@ -17,7 +17,7 @@ from django.views.generic import DetailView, TemplateView
 from cardmgmt.filtersets import subscriber_search
 from cardmgmt.models import Card, CardProfile, ImportJob, Subscriber
 from cardmgmt.tables import SubscriberTable
-from portal import services
+from portal import crypto, services
 from portal.filtersets import ApiTokenFilterSet, AuditEntryFilterSet
 from portal.forms import ApiTokenForm
 from portal.generic import ObjectListView, PortalPermissionMixin
@@ -117,7 +117,7 @@ class AuditEntryDetailView(PortalPermissionMixin, DetailView):
 
 
 class ApiTokenListView(ObjectListView):
-    """Each user manages their own tokens; administrators see everyone's."""
+    """Each user manages their own tokens; administrators and auditors see everyone's."""
 
     permission_required = ()
     queryset = ApiToken.objects.select_related("user")
@@ -135,7 +135,11 @@ class ApiTokenListView(ObjectListView):
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
         context["form"] = kwargs.get("form") or ApiTokenForm()
-        context["new_key"] = self.request.session.pop("new_token_key", None)
+        sealed = self.request.session.pop("new_token_key", None)
+        # Sealed in the session for the one redirect: the session store never holds it in clear.
+        context["new_key"] = (
+            crypto.unseal(bytes.fromhex(sealed), "token-display").decode() if sealed else None
+        )
         return context
 
 
@@ -159,7 +163,7 @@ def token_create(request: HttpRequest) -> HttpResponse:
         expires=form.cleaned_data["expires"],
     )
     # Shown once, on the next page, then forgotten.
-    request.session["new_token_key"] = key
+    request.session["new_token_key"] = crypto.seal(key.encode(), "token-display").hex()
     messages.success(request, "Token created. Copy the key now: it will not be shown again.")
     return redirect("token_list")
 

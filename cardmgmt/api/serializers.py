@@ -45,6 +45,8 @@ class CardProfileSerializer(serializers.ModelSerializer):
             "por_mode",
             "max_load_block",
             "load_descriptor",
+            "pipelined",
+            "por_timeout",
             "created",
             "updated",
         ]

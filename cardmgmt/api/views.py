@@ -262,7 +262,10 @@ class OtaJobViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
 
 class SingleCardOperationPermission(ActionPermission):
     def has_permission(self, request, view) -> bool:  # type: ignore[no-untyped-def]
-        if not (request.user and request.user.is_authenticated and token_allows(request)):
+        if not (request.user and request.user.is_authenticated):
+            return False
+        if not token_allows(request):
+            self.message = "This API token is read-only"
             return False
         return request.user.has_perm("cardmgmt.operate_single_card") or request.user.has_perm(
             "cardmgmt.run_ota_operation"

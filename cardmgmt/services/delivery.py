@@ -107,7 +107,7 @@ def _operation_plan(
                 apdus = [
                     syncapplet.trigger_apdu(
                         mode=parameters.get("mode"),
-                        campaign_ref=bytes.fromhex(parameters.get("campaign_ref", "")),
+                        campaign=bytes.fromhex(parameters.get("campaign_ref", "")) or None,
                     )
                 ]
             return ota.plan(ota.AppletCommands(tar, tuple(apdus)), params)
@@ -516,24 +516,35 @@ def _process_receipt(inbound: InboundMessage) -> None:
         message.save(update_fields=["state", "delivered_at"])
 
 
+def _msisdn(source_addr: str) -> str:
+    # Cards answer from their MSISDN's digits; the inventory keeps E.164 with a '+'.
+    return source_addr if source_addr.startswith("+") else "+" + source_addr.lstrip("0")
+
+
 def _process_por(inbound: InboundMessage) -> None:
-    """Match a PoR on (MSISDN, TAR, counter). The counter may be ciphered, so each candidate
-    card's keys are tried; a PoR that verifies with none is suspicious and trusted nowhere."""
+    """Match a PoR on (MSISDN, TAR, counter); the counter may be ciphered, so each candidate
+    card's keys are tried. A PoR that verifies with none is suspicious and trusted nowhere.
+
+    Error PoRs (status not OK) often come back unsecured with CNTR 0 or a counter the card
+    deciphered with a wrong key (ota.md 1.6): they are applied to the oldest message in
+    flight to that TAR as a failure, never as a confirmation.
+    """
     from cardmgmt import otabridge
 
     payload = bytes(inbound.payload)
+    msisdn = _msisdn(inbound.source_addr)
     try:
-        header = ota.decode_por(payload)  # unsecured read: TAR (and status if unsecured)
-        tar = header.tar.hex().upper()
+        tar = ota.decode_por(payload).tar.hex().upper()  # header read: TAR in clear
     except ota.OtaError:
         tar = payload[6:9].hex().upper() if len(payload) >= 9 else ""
     candidates = list(
         OtaMessage.objects.select_for_update()
         .select_related("card__profile")
-        .filter(msisdn=inbound.source_addr, tar=tar, state__in=ACTIVE_STATES)
-        .order_by("-id")[:20]
+        .filter(msisdn=msisdn, tar=tar, state__in=ACTIVE_STATES)
+        .order_by("id")[:20]
     )
     errors = []
+    unsecured_error = None
     for message in candidates:
         keyset = KeySet.objects.get(card_id=message.card_id, kvn=message.kvn)
         params = otabridge.profile_params(
@@ -551,16 +562,23 @@ def _process_por(inbound: InboundMessage) -> None:
         except ota.OtaError as exc:
             errors.append(str(exc))
             continue
-        if por.cntr != message.counter:
-            errors.append(f"counter {por.cntr} is not {message.counter}")
-            continue
-        inbound.verdict, inbound.message = InboundVerdict.MATCHED, message
-        inbound.detail = ota.describe_por(por)[:300]
-        _apply_por(message, por)
-        return
+        if por.cntr == message.counter and (por.verified or por.status != ota.PorStatus.OK):
+            return _matched(inbound, message, por)
+        if por.status != ota.PorStatus.OK and unsecured_error is None:
+            unsecured_error = (message, por)
+        errors.append(f"counter {por.cntr} is not {message.counter}")
+    if unsecured_error is not None:
+        return _matched(inbound, *unsecured_error)
     inbound.verdict = InboundVerdict.SUSPICIOUS if candidates else InboundVerdict.UNMATCHED
     inbound.detail = ("; ".join(errors) or f"no message in flight to TAR {tar}")[:300]
-    log.warning("PoR from %s for TAR %s not trusted: %s", inbound.source_addr, tar, inbound.detail)
+    log.warning("PoR from %s for TAR %s not trusted: %s", msisdn, tar, inbound.detail)
+    return None
+
+
+def _matched(inbound: InboundMessage, message: OtaMessage, por: ota.ResponsePacket) -> None:
+    inbound.verdict, inbound.message = InboundVerdict.MATCHED, message
+    inbound.detail = ota.describe_por(por)[:300]
+    _apply_por(message, por)
 
 
 def _apply_por(message: OtaMessage, por: ota.ResponsePacket) -> None:

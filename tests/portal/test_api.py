@@ -471,11 +471,6 @@ def test_service_refusal_rolls_back_the_whole_update(api, subscriber, card, card
     ],
     ids=["msisdn", "iccid", "imsi"],
 )
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: 7bd9628 dropped unique=True from Subscriber.msisdn, Card.iccid and Card.imsi "
-    "(cardmgmt/models.py) and nothing else refuses a duplicate: 201",
-)
 def test_duplicate_identifier_is_a_400(url_name, payload, field, api, subscriber) -> None:
     """MSISDN, ICCID and IMSI identify a subscriber and a card: a second one is refused."""
     before = _state()

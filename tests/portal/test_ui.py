@@ -352,11 +352,6 @@ def test_subscriber_list_filter_by_segment(thirty, make_user) -> None:
     assert [s.msisdn for s in _rows(response)] == [f"+4917344{i:05d}" for i in (1, 3, 5, 7, 9)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: portal/generic.py ObjectListView paginates with LazyPaginator outside "
-    "RequestConfig: PageNotAnInteger/EmptyPage are not caught (500)",
-)
 @pytest.mark.parametrize("page", ["999", "abc", "0"])
 def test_subscriber_list_bad_page_is_not_a_server_error(page, thirty, make_user) -> None:
     client = logged_in(make_user, "support", raise_request_exception=False)
@@ -411,11 +406,6 @@ def test_list_page_query_count(
     assert len(response.context["table"].page.object_list) == 25
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: portal/generic.py builds the table with request=, so django-tables2 first "
-    "paginates it with Django's Paginator, which runs COUNT(*)",
-)
 @pytest.mark.parametrize(
     "url_name", ["cardmgmt:subscriber_list", "cardmgmt:card_list", "audit_list"]
 )
@@ -516,11 +506,6 @@ def test_edit_subscriber_bad_input_changes_nothing(changes, field, admin, subscr
     assert (AuditEntry.objects.count(), CardAssignment.objects.count()) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: cardmgmt/views.py SubscriberEditView.perform calls update_subscriber and "
-    "assign_card outside one transaction: the first is kept when the second refuses",
-)
 def test_edit_refused_by_the_service_changes_nothing(admin, subscriber, card_profile) -> None:
     """The form is valid, the service refuses the card (it is someone else's): the status
     change in the same form must not be saved either."""
@@ -747,11 +732,6 @@ def test_audit_log_filters(history, make_user, subscriber) -> None:
     ) == min(everything, 25)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: 7bd9628 dropped unique=True from Card.iccid (cardmgmt/models.py) and "
-    "nothing else refuses a duplicate",
-)
 def test_card_form_refuses_a_known_iccid(admin, card, card_profile) -> None:
     before = (Card.objects.count(), AuditEntry.objects.count())
     response = admin.post(

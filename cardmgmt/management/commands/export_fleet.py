@@ -11,6 +11,9 @@ from django.core.management.base import BaseCommand
 from cardmgmt.models import Card, KeySet, SmscLink
 from portal import crypto
 
+# The portal's counter-mode names -> the simulator's (docs/handset.md).
+COUNTER_MODES = {"none": "none", "present": "not_checked", "higher": "higher", "next": "plus_one"}
+
 
 class Command(BaseCommand):
     help = "Write the simulator's fleet file (cards with keys in clear: lab use only)."
@@ -57,7 +60,7 @@ class Command(BaseCommand):
                         "name": profile.name,
                         "ram_tar": profile.ram_tar,
                         "rfm_tar": profile.rfm_tar,
-                        "counter_mode": profile.counter_mode,
+                        "counter_mode": COUNTER_MODES[profile.counter_mode],
                         "cmac_length": profile.cmac_length,
                         "min_security_level": profile.min_security_level,
                         "algorithms": list(profile.algorithms or []),
