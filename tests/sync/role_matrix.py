@@ -2,9 +2,9 @@
 
 The lead merges `SYNC_MATRIX` into that table: each entry maps to
 `Rule(kind, read, write, obj)` (`kind` "ui"/"api", `read` the roles whose GET gives 200,
-`write` method -> roles, `obj` the test object whose pk the URL takes). `SYNC_OBJECTS` says
-how to build those objects and `SYNC_PAYLOADS` what a permitted write sends.
-tests/sync/test_views_api.py checks every row against the running views.
+`write` method -> roles, `obj` the test object whose pk the URL takes; the `objs` fixture of
+tests/sync/test_views_api.py shows how to build those objects). Write payloads are not given
+here yet. tests/sync/test_views_api.py checks every row's GET for every role.
 
 The endpoint `syncml` is not staff-facing: devices authenticate inside SyncML (a GET is 405
 for everyone, anonymous included; a POST without a SyncML body is 4xx).
