@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from cardmgmt.models import OtaMessage, SmscLink
 from cardmgmt.services import delivery
-from cardmgmt.smpp import SmppClient, SmppError, SmppThrottledError
+from cardmgmt.smpp import SmppClient, SmppCommandError, SmppError, SmppThrottledError
 from cardmgmt.smpp.dlr import InboundMessage
 from cardmgmt.smpp.ratelimit import RateLimiter, TokenBucket
 from portal import crypto
@@ -131,8 +131,15 @@ class LinkRunner:
                 outcome.smpp_ids.append(
                     await self._submit_segment(message, bytes.fromhex(user_data))
                 )
-        except SmppError as exc:
+        except (SmppCommandError, SmppThrottledError) as exc:
+            # The SMSC answered and refused: nothing went out, so a retry is safe now.
             outcome.error = f"{type(exc).__name__}: {exc}"
+        except SmppError as exc:
+            # Link lost or no answer: the SMSC may have taken the SMS and the card may run it.
+            # Only its PoR or the PoR timeout can tell; retrying now could run a step twice.
+            log.warning(
+                "message %s: outcome unknown after %s; waiting for its PoR", message.pk, exc
+            )
         return outcome
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -65,6 +65,8 @@ __all__ = [
 # Seconds before attempt n+1 (toolkit busy, failed receipt, lost PoR).
 RETRY_BACKOFF = (5, 30, 120, 600)
 SW_OK = {0x9000}
+SW_NOTHING_FOUND = 0x6A88  # referenced data not found
+INS_GET_STATUS, INS_DELETE = 0xF2, 0xE4
 TASK_ACTOR = Actor.task("cardmgmt.ota")
 ACTIVE_STATES = (OtaMessageState.QUEUED, OtaMessageState.SUBMITTED, OtaMessageState.DELIVERED)
 
@@ -402,15 +404,13 @@ def record_submit_failure(*, message_id: int, attempt: int, reason: str) -> None
 
 def _retry_or_fail(message: OtaMessage, reason: str, *, retry: bool = True) -> None:
     now = timezone.now()
-    message.history = [
-        *message.history,
-        {
-            "attempt": message.attempt,
-            "counter": message.counter,
-            "failed": reason[:200],
-            "at": now.isoformat(),
-        },
-    ]
+    # One history entry per attempt (written when the packet was built): note how it ended.
+    last = message.history[-1] if message.history else {}
+    if last.get("attempt") != message.attempt:
+        last = {"attempt": message.attempt, "counter": message.counter}
+        message.history = [*message.history, last]
+    last.update(failed=reason[:200], failed_at=now.isoformat())
+    message.history = [*message.history[:-1], last]
     message.failure_reason = reason[:300]
     if retry and message.attempt < message.max_attempts:
         delay = RETRY_BACKOFF[min(message.attempt - 1, len(RETRY_BACKOFF) - 1)]
@@ -581,6 +581,11 @@ def _matched(inbound: InboundMessage, message: OtaMessage, por: ota.ResponsePack
     _apply_por(message, por)
 
 
+def _instruction(message: OtaMessage) -> int | None:
+    data = bytes(message.secured_data)
+    return data[1] if len(data) >= 2 else None
+
+
 def _apply_por(message: OtaMessage, por: ota.ResponsePacket) -> None:
     now = timezone.now()
     message.por_status = int(por.status)
@@ -597,6 +602,11 @@ def _apply_por(message: OtaMessage, por: ota.ResponsePacket) -> None:
         retry = por.status in (ota.PorStatus.COUNTER_LOW, ota.PorStatus.MORE_TIME)
         _retry_or_fail(message, message.por_text, retry=retry)
         return
+    if sw == SW_NOTHING_FOUND and _instruction(message) in (INS_GET_STATUS, INS_DELETE):
+        # GET STATUS with no matching entry, DELETE of what is not there: the card's state
+        # is known, which is what the step was for.
+        sw = 0x9000
+        message.por_data = ""
     if sw is not None and sw not in SW_OK and sw >> 8 != 0x61:
         _retry_or_fail(message, f"{message.por_text}: command refused", retry=False)
         return
