@@ -27,7 +27,7 @@ $(DEV_STAMP): requirements.txt requirements-dev.txt | $(VENV)/bin/python
 
 run: $(RUN_STAMP)
 	$(PY) manage.py migrate --no-input -v0
-	$(PY) manage.py seed_demo
+	$(PY) manage.py seed_demo --fleet data/fleet.json
 	$(VENV)/bin/honcho start -f Procfile
 
 test: $(DEV_STAMP)

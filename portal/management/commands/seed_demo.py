@@ -12,11 +12,14 @@ import secrets
 
 from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from cardmgmt import ota
 from cardmgmt import services as inventory
-from cardmgmt.models import CardProfile
+from cardmgmt.models import AppletVersion, CardProfile, SmscLink
+from cardmgmt.ota import syncapplet
 from cardmgmt.validators import luhn_check_digit
 from portal import services
 from portal.context import Actor
@@ -50,6 +53,17 @@ DEMO_PROFILES = [
     },
 ]
 SEGMENTS = ["prepaid", "postpaid", "business", "pilot"]
+# The loopback SMSC of `make run` (handset simulator): a lab account, not a secret.
+DEMO_LINK = {
+    "name": "loopback",
+    "host": "127.0.0.1",
+    "port": 2775,
+    "system_id": "ota",
+    "password": "ota-demo",
+    "source_addr": "12345",
+    "tps": 200,
+    "window": 32,
+}
 
 
 def demo_iccid(n: int) -> str:
@@ -84,6 +98,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):  # type: ignore[no-untyped-def]
         parser.add_argument("--cards", type=int, default=300)
         parser.add_argument("--admin", default="admin")
+        parser.add_argument("--fleet", help="Also write the simulator's fleet file here")
 
     def handle(self, *args, **options):  # type: ignore[no-untyped-def]
         actor = Actor.command("seed_demo")
@@ -103,6 +118,25 @@ class Command(BaseCommand):
             for spec in DEMO_PROFILES:
                 if not CardProfile.objects.filter(name=spec["name"]).exists():
                     inventory.create_card_profile(actor=actor, **spec)
+        if not SmscLink.objects.filter(name=DEMO_LINK["name"]).exists():
+            inventory.save_smsc_link(actor=actor, **DEMO_LINK)
+        if not AppletVersion.objects.filter(applet__name="Sync applet").exists():
+            version = inventory.upload_applet_version(
+                actor=actor,
+                applet_name="Sync applet",
+                version="1.0",
+                description="The SIM applet that asks the handset to synchronize",
+                cap_bytes=ota.build_demo_cap(
+                    syncapplet.PACKAGE_AID, syncapplet.APPLET_AID, (1, 0), 900
+                ),
+                cap_name="sync-applet-1.0.cap",
+            )
+            inventory.update_install_defaults(
+                actor=actor,
+                version=version,
+                toolkit_tar=syncapplet.TAR.hex().upper(),
+                menu_entries=[[1, 1]],
+            )
         for kind, content in (
             ("cards", demo_card_csv(options["cards"])),
             ("subscribers", demo_subscriber_csv(options["cards"])),
@@ -111,3 +145,6 @@ class Command(BaseCommand):
             job = inventory.create_import_job(actor=actor, kind=kind, upload=upload)
             job = inventory.start_import_job(actor=actor, job=job, inline=True)
             self.stdout.write(f"demo {kind}: {job.message}")
+        if options["fleet"]:
+            call_command("export_fleet", options["fleet"], link=DEMO_LINK["name"], verbosity=0)
+            self.stdout.write(f"simulator fleet written to {options['fleet']}")
