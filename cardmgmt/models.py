@@ -432,6 +432,9 @@ class OtaMessage(models.Model):
     tar = models.CharField("TAR", max_length=6)
     kvn = models.PositiveSmallIntegerField("KVN")
     secured_data = models.BinaryField(editable=False)
+    sealed = models.BooleanField(
+        default=False, help_text="secured_data is sealed: it carries a secret (sync parameters)"
+    )
     state = models.CharField(
         max_length=10, choices=OtaMessageState.choices, default=OtaMessageState.PENDING
     )

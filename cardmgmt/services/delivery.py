@@ -43,6 +43,7 @@ from cardmgmt.models import (
     SmsSegment,
 )
 from cardmgmt.services.inventory import allocate_counter
+from portal import crypto
 from portal.audit import record_change, snapshot
 from portal.context import Actor
 from portal.models import AuditAction
@@ -65,6 +66,7 @@ __all__ = [
 # Seconds before attempt n+1 (toolkit busy, failed receipt, lost PoR).
 RETRY_BACKOFF = (5, 30, 120, 600)
 SW_OK = {0x9000}
+SEALED_SCRIPT = "ota-script"
 SW_NOTHING_FOUND = 0x6A88  # referenced data not found
 INS_GET_STATUS, INS_DELETE = 0xF2, 0xE4
 TASK_ACTOR = Actor.task("cardmgmt.ota")
@@ -140,6 +142,9 @@ def start_ota_job(
     keyset = _keyset_for(card)
     params = otabridge.profile_params(card.profile, algorithm=keyset.algorithm, kvn=keyset.kvn)
     script = _operation_plan(card, operation, applet_version, parameters, params)
+    # The parameter record carries the device's secret: it is planned from, never stored in
+    # clear (not in the job's parameters, its audit entry or the message rows).
+    sensitive = parameters.pop("record", None) is not None
     job = OtaJob.objects.create(
         operation=operation,
         card=card,
@@ -157,7 +162,8 @@ def start_ota_job(
             msisdn=subscriber.msisdn,
             tar=step.tar.hex().upper(),
             kvn=keyset.kvn,
-            secured_data=step.data,
+            secured_data=crypto.seal(step.data, SEALED_SCRIPT) if sensitive else step.data,
+            sealed=sensitive,
             priority=priority,
         )
         for n, step in enumerate(script.steps)
@@ -202,7 +208,7 @@ def _build(message: OtaMessage, keys: ota.KeySet, params: ota.CardProfileParams)
             params.kid,
             bytes.fromhex(message.tar),
             counter,
-            bytes(message.secured_data),
+            script_of(message),
         ),
         keys.kic_key,
         keys.kid_key,
@@ -304,9 +310,23 @@ def _outcome(job: OtaJob, messages: list[OtaMessage]) -> str:
                 state=InstallationState.DELETED, confirmed_by="por", updated=timezone.now()
             )
         return f"{job.applet_version.package_aid} deleted"
+    if job.operation == OtaOperation.PUSH_PARAMS and "version" in job.parameters:
+        _record_card_version(job)
+        return f"the card holds parameter record version {job.parameters['version']}"
     if job.operation == OtaOperation.AUDIT:
         return _apply_audit(job, bytes.fromhex(messages[-1].por_data))
     return messages[-1].por_text
+
+
+def _record_card_version(job: OtaJob) -> None:
+    from sync.models import SyncProfile
+    from sync.services import record_card_version
+
+    profile = SyncProfile.objects.filter(subscriber__card=job.card).first()
+    if profile is not None and int(job.parameters["version"]) <= profile.version:
+        record_card_version(
+            actor=TASK_ACTOR, profile=profile, version=int(job.parameters["version"])
+        )
 
 
 def _apply_audit(job: OtaJob, data: bytes) -> str:
@@ -581,8 +601,14 @@ def _matched(inbound: InboundMessage, message: OtaMessage, por: ota.ResponsePack
     _apply_por(message, por)
 
 
-def _instruction(message: OtaMessage) -> int | None:
+def script_of(message: OtaMessage) -> bytes:
+    """The message's APDU script in clear (unsealed here, in the worker, when sealed)."""
     data = bytes(message.secured_data)
+    return crypto.unseal(data, SEALED_SCRIPT) if message.sealed else data
+
+
+def _instruction(message: OtaMessage) -> int | None:
+    data = script_of(message)
     return data[1] if len(data) >= 2 else None
 
 

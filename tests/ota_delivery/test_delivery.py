@@ -81,6 +81,9 @@ def test_push_parameters_then_trigger_reaches_the_handset_command(ota_lab):
     tar = syncapplet.TAR.hex().upper()
     pushed = run_job(card, "push_params", parameters={"tar": tar, "record": record.hex()})
     assert pushed.state == OtaJobState.DONE, pushed.result
+    # The record (it holds the device's secret) is stored nowhere in clear.
+    assert "record" not in pushed.parameters
+    assert all(m.sealed and record not in bytes(m.secured_data) for m in pushed.messages.all())
     triggered = run_job(
         card, "trigger_sync", parameters={"tar": tar, "mode": 1, "campaign_ref": b"camp-7".hex()}
     )
