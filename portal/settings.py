@@ -85,6 +85,7 @@ INSTALLED_APPS = [
     "portal",
     "cardmgmt",
     "sync",
+    "campaigns",
 ]
 
 MIDDLEWARE = [

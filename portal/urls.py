@@ -22,6 +22,7 @@ urlpatterns = [
     path("tokens/<int:pk>/revoke/", views.token_revoke, name="token_revoke"),
     path("inventory/", include("cardmgmt.urls")),
     path("sync/", include("sync.urls")),
+    path("campaigns/", include("campaigns.urls")),
     path("api/", include("portal.api.urls")),
     path("admin/", admin.site.urls),
 ]

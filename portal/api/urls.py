@@ -14,6 +14,7 @@ urlpatterns = [
     path("", include(router.urls)),
     path("", include("cardmgmt.api.urls")),
     path("", include("sync.api.urls")),
+    path("", include("campaigns.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
 ]

@@ -1,0 +1,983 @@
+"""The only code that changes campaigns and runs. Each service takes the actor, runs in one
+transaction, writes its audit entry and enqueues follow-up work on commit.
+
+Execution (docs/campaigns.md): `start_run` creates the run; `plan_next_chunk` plans one
+bounded chunk of targets under the run's row lock (keyset pagination on subscriber id, the
+cursor moved in the same transaction as the chunk's rows) and re-queues itself; `refresh_run`
+folds the OTA jobs' outcomes into the targets, the counters and the samples of the charts,
+restarts a stalled chain, and finishes the run.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import zoneinfo
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
+from django.db import connection, transaction
+from django.db.models import Count, Max, Sum
+from django.utils import timezone
+
+from campaigns.choices import (
+    ACTIVE_RUN_STATES,
+    FINAL_TARGET_STATES,
+    OPEN_TARGET_STATES,
+    CampaignAction,
+    CampaignState,
+    RunState,
+    ScheduleKind,
+    TargetKind,
+    TargetState,
+)
+from campaigns.models import Campaign, CampaignListEntry, CampaignRun, CampaignTarget
+from campaigns.targeting import filter_subscribers, parse_target_list, source_subscribers
+from cardmgmt import ota
+from cardmgmt.choices import OtaJobState, OtaMessageState
+from cardmgmt.models import OtaJob, OtaMessage, SmscLink
+from cardmgmt.services.bulk import BulkTarget, copy_rows, plan_bulk_jobs
+from portal.audit import record_change, snapshot
+from portal.context import Actor
+from portal.models import AuditAction
+
+log = logging.getLogger(__name__)
+
+TASK_ACTOR = Actor.task("campaigns.run")
+# Messages queued for the SMSC at a campaign's priority before its planning waits: a pause or
+# a cancel then takes effect within the seconds the links need to drain this backlog.
+MAX_BACKLOG = getattr(settings, "CAMPAIGNS_MAX_BACKLOG", 5000)
+REFRESH_SECONDS = getattr(settings, "CAMPAIGNS_REFRESH_SECONDS", 2.0)
+# A planning chain silent this long while its run is running is restarted by refresh_run.
+STALL_SECONDS = getattr(settings, "CAMPAIGNS_STALL_SECONDS", 30.0)
+MAX_SAMPLES = 300
+SAMPLE_SIZE = 20
+
+CAMPAIGN_FIELDS = (
+    "name",
+    "description",
+    "action",
+    "applet_version",
+    "sync_mode",
+    "target_kind",
+    "only_active",
+    "installed_version",
+    "missing_version",
+    "sync_card_outdated",
+    "sync_card_version_below",
+    "last_sync_older_days",
+    "device_manufacturer",
+    "device_model",
+    "handset_changed_since",
+    "schedule_kind",
+    "start_at",
+    "cron",
+    "interval_seconds",
+    "schedule_timezone",
+    "window_timezone",
+    "window_start",
+    "window_end",
+    "window_weekdays",
+    "rate_limit",
+    "chunk_size",
+    "priority",
+    "notify_emails",
+)
+
+
+# --- validation --------------------------------------------------------------------------
+
+
+def _check_timezone(name: str, field: str) -> None:
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValidationError({field: f"unknown time zone {name!r}"}) from None
+
+
+def parse_cron(expression: str) -> dict[str, str]:
+    """Five cron fields -> crontab keyword arguments; a bad field is a ValidationError."""
+    from celery.schedules import ParseException, crontab
+
+    fields = expression.split()
+    if len(fields) != 5:
+        raise ValidationError(
+            {"cron": "five fields: minute hour day-of-month month-of-year day-of-week"}
+        )
+    names = ("minute", "hour", "day_of_month", "month_of_year", "day_of_week")
+    values = dict(zip(names, fields, strict=True))
+    try:
+        crontab(**values)
+    except (ParseException, ValueError, TypeError) as exc:
+        raise ValidationError({"cron": f"not a valid cron expression: {exc}"}) from None
+    return values
+
+
+def links_tps() -> int:
+    return int(SmscLink.objects.filter(enabled=True).aggregate(t=Sum("tps"))["t"] or 0)
+
+
+def clean_campaign(campaign: Campaign) -> None:
+    """Everything a campaign must satisfy, field by field (raises ValidationError)."""
+    errors: dict[str, str] = {}
+    needs_version = campaign.action in (CampaignAction.LOAD_INSTALL, CampaignAction.DELETE)
+    if needs_version and not campaign.applet_version_id:
+        errors["applet_version"] = "choose the applet version to load or delete"
+    if campaign.sync_mode is not None and campaign.action != CampaignAction.TRIGGER_SYNC:
+        errors["sync_mode"] = "a forced sync mode only applies to a sync trigger"
+    if campaign.sync_mode is not None and not 0 <= campaign.sync_mode <= 10:
+        errors["sync_mode"] = "0..10 (SyncML alert code minus 200)"
+    kind = campaign.schedule_kind
+    if kind == ScheduleKind.ONCE and not campaign.start_at:
+        errors["start_at"] = "a one-off schedule needs its time"
+    if kind == ScheduleKind.INTERVAL and not campaign.interval_seconds:
+        errors["interval_seconds"] = "an interval schedule needs its interval"
+    if kind == ScheduleKind.CRON:
+        try:
+            parse_cron(campaign.cron or "")
+        except ValidationError as exc:
+            errors.update({k: v[0] for k, v in exc.message_dict.items()})
+    for field in ("schedule_timezone", "window_timezone"):
+        try:
+            _check_timezone(getattr(campaign, field) or "", field)
+        except ValidationError as exc:
+            errors.update({k: v[0] for k, v in exc.message_dict.items()})
+    if (campaign.window_start is None) != (campaign.window_end is None):
+        errors["window_end"] = "a maintenance window needs both its start and its end"
+    elif campaign.has_window and campaign.window_start == campaign.window_end:
+        errors["window_end"] = "the window's end must differ from its start"
+    weekdays = campaign.window_weekdays or []
+    if not isinstance(weekdays, list) or any(
+        not isinstance(d, int) or not 0 <= d <= 6 for d in weekdays
+    ):
+        errors["window_weekdays"] = "weekdays are numbers 0 (Monday) to 6 (Sunday)"
+    if campaign.rate_limit is not None:
+        tps = links_tps()
+        if campaign.rate_limit < 1:
+            errors["rate_limit"] = "at least 1 message per second"
+        elif tps and campaign.rate_limit > tps:
+            errors["rate_limit"] = f"above the SMSC links' {tps} messages per second"
+    if not 10 <= (campaign.chunk_size or 0) <= 10000:
+        errors["chunk_size"] = "10 to 10000"
+    if not 1 <= (campaign.priority or 0) <= 100:
+        errors["priority"] = "1 to 100 (0 is kept for single-card operations)"
+    for address in _emails(campaign.notify_emails):
+        from django.core.validators import validate_email
+
+        try:
+            validate_email(address)
+        except ValidationError:
+            errors["notify_emails"] = f"{address!r} is not an e-mail address"
+    if errors:
+        raise ValidationError(errors)
+
+
+def _emails(value: str) -> list[str]:
+    return [a.strip() for a in (value or "").replace(";", ",").split(",") if a.strip()]
+
+
+# --- campaigns ---------------------------------------------------------------------------
+
+
+def _apply(campaign: Campaign, values: dict[str, Any]) -> None:
+    for name, value in values.items():
+        if name not in CAMPAIGN_FIELDS:
+            raise ValidationError(f"unknown campaign field {name!r}")
+        setattr(campaign, name, value)
+    for name in ("description", "cron", "device_manufacturer", "device_model", "notify_emails"):
+        if getattr(campaign, name) is None:
+            setattr(campaign, name, "")
+    if campaign.window_weekdays is None:
+        campaign.window_weekdays = []
+
+
+def _store_list(campaign: Campaign, target_list: bytes | str) -> int:
+    parsed = parse_target_list(target_list)
+    if parsed.errors:
+        raise ValidationError({"target_list": parsed.errors})
+    CampaignListEntry.objects.filter(campaign=campaign).delete()
+    CampaignListEntry.objects.bulk_create(
+        (CampaignListEntry(campaign=campaign, subscriber_id=pk, line=line))
+        for line, pk in parsed.subscriber_ids
+    )
+    return len(parsed.subscriber_ids)
+
+
+@transaction.atomic
+def create_campaign(
+    *,
+    actor: Actor,
+    segments: list | None = None,
+    card_profiles: list | None = None,
+    target_list: bytes | str | None = None,
+    **values: Any,
+) -> Campaign:
+    campaign = Campaign(created_by=actor.label[:200])
+    _apply(campaign, values)
+    if campaign.target_kind == TargetKind.LIST and not target_list:
+        raise ValidationError({"target_list": "upload the list of MSISDNs or ICCIDs"})
+    if Campaign.objects.filter(name=campaign.name).exists():
+        raise ValidationError({"name": "a campaign with this name exists"})
+    clean_campaign(campaign)
+    campaign.state = (
+        CampaignState.DRAFT
+        if campaign.schedule_kind == ScheduleKind.MANUAL
+        else CampaignState.SCHEDULED
+    )
+    campaign.save()
+    campaign.segments.set(segments or [])
+    campaign.card_profiles.set(card_profiles or [])
+    listed = _store_list(campaign, target_list) if target_list else 0
+    _sync_periodic_task(campaign)
+    record_change(
+        actor=actor,
+        action=AuditAction.CREATE,
+        instance=campaign,
+        after=snapshot(campaign),
+        message=f"{listed} listed target(s)" if listed else "",
+    )
+    return campaign
+
+
+@transaction.atomic
+def update_campaign(
+    *,
+    actor: Actor,
+    campaign: Campaign,
+    segments: list | None = None,
+    card_profiles: list | None = None,
+    target_list: bytes | str | None = None,
+    **values: Any,
+) -> Campaign:
+    campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
+    before = snapshot(campaign)
+    _apply(campaign, values)
+    if (
+        campaign.target_kind == TargetKind.LIST
+        and not target_list
+        and not campaign.list_entries.exists()
+    ):
+        raise ValidationError({"target_list": "upload the list of MSISDNs or ICCIDs"})
+    if Campaign.objects.filter(name=campaign.name).exclude(pk=campaign.pk).exists():
+        raise ValidationError({"name": "a campaign with this name exists"})
+    clean_campaign(campaign)
+    if campaign.state in (CampaignState.DRAFT, CampaignState.SCHEDULED, CampaignState.DONE):
+        campaign.state = (
+            CampaignState.SCHEDULED
+            if campaign.schedule_kind != ScheduleKind.MANUAL
+            else (
+                CampaignState.DRAFT if campaign.state == CampaignState.SCHEDULED else campaign.state
+            )
+        )
+    campaign.updated = timezone.now()
+    campaign.save()
+    if segments is not None:
+        campaign.segments.set(segments)
+    if card_profiles is not None:
+        campaign.card_profiles.set(card_profiles)
+    if target_list:
+        _store_list(campaign, target_list)
+    _sync_periodic_task(campaign)
+    record_change(
+        actor=actor,
+        action=AuditAction.UPDATE,
+        instance=campaign,
+        before=before,
+        after=snapshot(campaign),
+    )
+    return campaign
+
+
+@transaction.atomic
+def delete_campaign(*, actor: Actor, campaign: Campaign) -> None:
+    campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
+    if campaign.runs.filter(state__in=ACTIVE_RUN_STATES).exists():
+        raise ValidationError("cancel the campaign's active run first")
+    before = snapshot(campaign)
+    record_change(actor=actor, action=AuditAction.DELETE, instance=campaign, before=before)
+    task = campaign.periodic_task
+    campaign.delete()
+    if task is not None:
+        task.delete()
+
+
+def _sync_periodic_task(campaign: Campaign) -> None:
+    """One PeriodicTask per scheduled campaign, read by beat's DatabaseScheduler."""
+    from django_celery_beat.models import (
+        ClockedSchedule,
+        CrontabSchedule,
+        IntervalSchedule,
+        PeriodicTask,
+    )
+
+    task = campaign.periodic_task
+    if campaign.schedule_kind == ScheduleKind.MANUAL or campaign.state == CampaignState.CANCELLED:
+        if task is not None:
+            campaign.periodic_task = None
+            campaign.save(update_fields=["periodic_task"])
+            task.delete()
+        return
+    schedule: dict[str, Any] = {"clocked": None, "crontab": None, "interval": None}
+    one_off = False
+    if campaign.schedule_kind == ScheduleKind.ONCE:
+        schedule["clocked"] = ClockedSchedule.objects.create(clocked_time=campaign.start_at)
+        one_off = True
+    elif campaign.schedule_kind == ScheduleKind.CRON:
+        schedule["crontab"], _ = CrontabSchedule.objects.get_or_create(
+            **parse_cron(campaign.cron), timezone=campaign.schedule_timezone
+        )
+    else:
+        schedule["interval"], _ = IntervalSchedule.objects.get_or_create(
+            every=campaign.interval_seconds, period=IntervalSchedule.SECONDS
+        )
+    fields = {
+        "task": "campaigns.start_scheduled_run",
+        "args": json.dumps([campaign.pk]),
+        "queue": "campaigns",
+        "one_off": one_off,
+        "enabled": campaign.state in (CampaignState.SCHEDULED, CampaignState.DONE)
+        or campaign.state in (CampaignState.RUNNING, CampaignState.PAUSED),
+        "expire_seconds": 300,
+        "description": f"campaign {campaign.name}",
+        **schedule,
+    }
+    if task is None:
+        task = PeriodicTask.objects.create(name=f"campaign-{campaign.pk}", **fields)
+        campaign.periodic_task = task
+        campaign.save(update_fields=["periodic_task"])
+    else:
+        for name, value in fields.items():
+            setattr(task, name, value)
+        task.save()
+
+
+# --- dry run -----------------------------------------------------------------------------
+
+
+@dataclass
+class Preview:
+    count: int
+    sample: list[dict[str, Any]]
+
+
+def preview_targets(campaign: Campaign, *, target_list: bytes | str | None = None) -> Preview:
+    """The dry run: how many subscribers the target holds and a sample of them (no change)."""
+    from cardmgmt.models import Subscriber
+
+    if campaign.target_kind == TargetKind.LIST:
+        if target_list:
+            parsed = parse_target_list(target_list)
+            if parsed.errors:
+                raise ValidationError({"target_list": parsed.errors})
+            ids = [pk for _line, pk in parsed.subscriber_ids]
+            qs = Subscriber.objects.filter(pk__in=ids[:SAMPLE_SIZE])
+            count = len(ids)
+        elif campaign.pk:
+            qs = source_subscribers(campaign)
+            count = qs.count()
+        else:
+            raise ValidationError({"target_list": "upload the list of MSISDNs or ICCIDs"})
+    else:
+        qs = filter_subscribers(campaign)
+        count = qs.count()
+    sample = [
+        {"msisdn": m, "iccid": i or "", "profile": p or "", "status": s}
+        for m, i, p, s in qs.order_by("pk").values_list(
+            "msisdn", "card__iccid", "card__profile__name", "status"
+        )[:SAMPLE_SIZE]
+    ]
+    return Preview(count=count, sample=sample)
+
+
+# --- runs --------------------------------------------------------------------------------
+
+
+def _enqueue_chunk(run_id: int, cursor: int, countdown: float = 0) -> None:
+    from campaigns.tasks import plan_chunk_task
+
+    transaction.on_commit(
+        lambda: plan_chunk_task.apply_async((run_id, cursor), countdown=countdown or None)
+    )
+
+
+def _enqueue_refresh(run_id: int, countdown: float = 0) -> None:
+    from campaigns.tasks import refresh_run_task
+
+    transaction.on_commit(
+        lambda: refresh_run_task.apply_async((run_id,), countdown=countdown or None)
+    )
+
+
+@transaction.atomic
+def start_run(
+    *, actor: Actor, campaign: Campaign, rerun_of: CampaignRun | None = None
+) -> CampaignRun:
+    """A new run of the campaign; with `rerun_of`, only that run's failed targets."""
+    campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
+    if campaign.state == CampaignState.CANCELLED:
+        raise ValidationError("the campaign is cancelled")
+    if campaign.runs.filter(state__in=ACTIVE_RUN_STATES).exists():
+        raise ValidationError("the campaign already has an active run")
+    if rerun_of is not None:
+        if rerun_of.campaign_id != campaign.pk:
+            raise ValidationError("that run belongs to another campaign")
+        if not rerun_of.targets.filter(state=TargetState.FAILED).exists():
+            raise ValidationError("that run has no failed target to run again")
+    number = (campaign.runs.aggregate(n=Max("number"))["n"] or 0) + 1
+    run = CampaignRun(
+        campaign=campaign, number=number, rerun_of=rerun_of, created_by=actor.label[:200]
+    )
+    run.total = source_subscribers(campaign, run).count()
+    run.save()
+    before = snapshot(campaign)
+    campaign.state = CampaignState.RUNNING
+    campaign.save(update_fields=["state"])
+    record_change(
+        actor=actor,
+        action=AuditAction.OPERATE,
+        instance=campaign,
+        before=before,
+        after=snapshot(campaign),
+        message=f"run {number} started: {run.total} target(s)"
+        + (f", failed targets of run {rerun_of.number}" if rerun_of else ""),
+    )
+    _enqueue_chunk(run.pk, 0)
+    _enqueue_refresh(run.pk, REFRESH_SECONDS)
+    return run
+
+
+def start_scheduled_run(*, campaign_id: int) -> CampaignRun | None:
+    """What beat calls: start a run unless one is still active (that is logged, not raised)."""
+    campaign = Campaign.objects.filter(pk=campaign_id).first()
+    if campaign is None or campaign.state == CampaignState.CANCELLED:
+        return None
+    try:
+        return start_run(actor=Actor.task("campaigns.schedule"), campaign=campaign)
+    except ValidationError as exc:
+        log.info("campaign %s: scheduled run not started: %s", campaign_id, exc.messages[0])
+        return None
+
+
+def _set_run_state(actor: Actor, run: CampaignRun, state: str, message: str) -> CampaignRun:
+    before = snapshot(run)
+    run.state = state
+    fields = ["state"]
+    if state in (RunState.DONE, RunState.CANCELLED):
+        run.finished = timezone.now()
+        fields.append("finished")
+    run.save(update_fields=fields)
+    record_change(
+        actor=actor,
+        action=AuditAction.UPDATE,
+        instance=run,
+        before=before,
+        after=snapshot(run),
+        message=message,
+    )
+    campaign_state = {
+        RunState.RUNNING: CampaignState.RUNNING,
+        RunState.PAUSED: CampaignState.PAUSED,
+        RunState.CANCELLED: CampaignState.CANCELLED,
+    }.get(state)
+    if state == RunState.DONE:
+        campaign_state = (
+            CampaignState.SCHEDULED
+            if run.campaign.schedule_kind in (ScheduleKind.CRON, ScheduleKind.INTERVAL)
+            else CampaignState.DONE
+        )
+    Campaign.objects.filter(pk=run.campaign_id).update(state=campaign_state, updated=timezone.now())
+    if state == RunState.CANCELLED:
+        campaign = Campaign.objects.get(pk=run.campaign_id)
+        _sync_periodic_task(campaign)
+    return run
+
+
+@transaction.atomic
+def pause_run(*, actor: Actor, run: CampaignRun) -> CampaignRun:
+    """Planning stops at its next chunk; what is queued (the bounded backlog) drains."""
+    run = CampaignRun.objects.select_for_update().select_related("campaign").get(pk=run.pk)
+    if run.state != RunState.RUNNING:
+        raise ValidationError(f"the run is {run.get_state_display().lower()}, not running")
+    return _set_run_state(actor, run, RunState.PAUSED, "paused")
+
+
+@transaction.atomic
+def resume_run(*, actor: Actor, run: CampaignRun) -> CampaignRun:
+    run = CampaignRun.objects.select_for_update().select_related("campaign").get(pk=run.pk)
+    if run.state != RunState.PAUSED:
+        raise ValidationError(f"the run is {run.get_state_display().lower()}, not paused")
+    _set_run_state(actor, run, RunState.RUNNING, "resumed")
+    if not run.planning_done:
+        _enqueue_chunk(run.pk, run.cursor)
+    _enqueue_refresh(run.pk, REFRESH_SECONDS)
+    return run
+
+
+@transaction.atomic
+def cancel_run(*, actor: Actor, run: CampaignRun) -> CampaignRun:
+    """Stop planning, withdraw every packet not yet handed to the SMSC, close open targets.
+
+    Packets already submitted may still reach their cards; their PoRs are still processed
+    by OTA delivery, but the run no longer waits for them.
+    """
+    run = CampaignRun.objects.select_for_update().select_related("campaign").get(pk=run.pk)
+    if run.state not in ACTIVE_RUN_STATES:
+        raise ValidationError(f"the run is {run.get_state_display().lower()}")
+    open_jobs = CampaignTarget.objects.filter(
+        run=run, state__in=OPEN_TARGET_STATES, job__isnull=False
+    ).values("job_id")
+    now = timezone.now()
+    withdrawn = OtaMessage.objects.filter(
+        job_id__in=open_jobs, state__in=(OtaMessageState.PENDING, OtaMessageState.QUEUED)
+    ).update(state=OtaMessageState.CANCELLED)
+    OtaJob.objects.filter(
+        pk__in=open_jobs, state__in=(OtaJobState.QUEUED, OtaJobState.RUNNING)
+    ).update(
+        state=OtaJobState.CANCELLED, finished=now, result=f"campaign run cancelled by {actor.label}"
+    )
+    closed = CampaignTarget.objects.filter(run=run, state__in=OPEN_TARGET_STATES).update(
+        state=TargetState.CANCELLED, reason="run cancelled", updated=now
+    )
+    _set_run_state(
+        actor,
+        run,
+        RunState.CANCELLED,
+        f"cancelled: {withdrawn} packet(s) withdrawn before submission, {closed} target(s) closed",
+    )
+    _refresh_counters(run, now)
+    run.save(update_fields=["counters", "failure_reasons", "samples"])
+    _enqueue_refresh(run.pk)  # sends the end-of-run notification
+    return run
+
+
+# --- maintenance window ------------------------------------------------------------------
+
+
+def window_open(campaign: Campaign, now: datetime.datetime) -> tuple[bool, float]:
+    """(open now?, seconds until it opens). Windows may span midnight (22:00-04:00); the
+    weekday is that of the window's start."""
+    weekdays = set(campaign.window_weekdays or [])
+    if not campaign.has_window and not weekdays:
+        return True, 0.0
+    tz = zoneinfo.ZoneInfo(campaign.window_timezone or "UTC")
+    local = now.astimezone(tz)
+    start = campaign.window_start or datetime.time(0, 0)
+    end = campaign.window_end or datetime.time(0, 0)
+    full_day = not campaign.has_window
+    for day_offset in range(-1, 9):
+        day = (local + datetime.timedelta(days=day_offset)).date()
+        if weekdays and day.weekday() not in weekdays:
+            continue
+        opens = datetime.datetime.combine(day, start, tzinfo=tz)
+        closes = datetime.datetime.combine(day, end, tzinfo=tz)
+        if full_day or closes <= opens:
+            closes += datetime.timedelta(days=1)
+        if opens <= local < closes:
+            return True, 0.0
+        if opens > local:
+            return False, (opens - local).total_seconds()
+    return False, 3600.0
+
+
+# --- planning ----------------------------------------------------------------------------
+
+
+@dataclass
+class ChunkOutcome:
+    status: str  # planned, done, stale, stopped, waiting
+    planned: int = 0
+    skipped: int = 0
+    countdown: float = 0.0
+
+
+def _plan_for(campaign: Campaign, run: CampaignRun):  # type: ignore[no-untyped-def]
+    from campaigns.syncparams import applet_tar
+    from cardmgmt import otabridge
+    from cardmgmt.ota import syncapplet
+
+    action = campaign.action
+    version = campaign.applet_version
+    tar = bytes.fromhex(applet_tar(version))
+    campaign_ref = f"C{campaign.pk}R{run.number}"[:16]
+    load = otabridge.load_and_install(version) if action == CampaignAction.LOAD_INSTALL else None
+
+    def plan(target: BulkTarget, params: ota.CardProfileParams) -> ota.ScriptPlan:
+        if action == CampaignAction.LOAD_INSTALL:
+            return ota.plan(load, params)
+        if action == CampaignAction.DELETE:
+            return ota.plan(ota.Delete(bytes.fromhex(version.package_aid)), params)
+        if action == CampaignAction.AUDIT:
+            return ota.plan(ota.Audit(p1=0x40), params)
+        if action == CampaignAction.TRIGGER_SYNC:
+            apdu = syncapplet.trigger_apdu(mode=campaign.sync_mode, campaign=campaign_ref)
+            return ota.plan(ota.AppletCommands(tar, (apdu,)), params)
+        _version, record = target.data
+        return ota.plan(
+            ota.AppletCommands(tar, tuple(syncapplet.store_record_apdus(record))), params
+        )
+
+    def parameters(target: BulkTarget) -> dict[str, Any]:
+        base: dict[str, Any] = {"campaign": campaign.pk, "run": run.pk}
+        if action == CampaignAction.AUDIT:
+            base["p1"] = 0x40
+        if action == CampaignAction.TRIGGER_SYNC:
+            base.update(tar=tar.hex().upper(), campaign_ref=campaign_ref.encode().hex())
+            if campaign.sync_mode is not None:
+                base["mode"] = campaign.sync_mode
+        if action == CampaignAction.PUSH_PARAMS:
+            # The record holds the device secret: only its version is kept.
+            base.update(tar=tar.hex().upper(), record_version=target.data[0])
+        return base
+
+    return plan, parameters
+
+
+def _backlog(priority: int) -> int:
+    return OtaMessage.objects.filter(state=OtaMessageState.QUEUED, priority=priority)[
+        : MAX_BACKLOG + 1
+    ].count()
+
+
+def plan_next_chunk(
+    *, run_id: int, cursor: int, now: datetime.datetime | None = None
+) -> ChunkOutcome:
+    """Plan the next chunk of a run if `cursor` is still its cursor (else the call is a stale
+    duplicate: a redelivered or restarted task) and re-queue the next one."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        run = (
+            CampaignRun.objects.select_for_update()
+            .select_related("campaign__applet_version")
+            .filter(pk=run_id)
+            .first()
+        )
+        if run is None or run.state != RunState.RUNNING or run.planning_done:
+            return ChunkOutcome("stopped")
+        if run.cursor != cursor:
+            return ChunkOutcome("stale")
+        campaign = run.campaign
+        is_open, wait = window_open(campaign, now)
+        if not is_open:
+            run.waiting = f"outside the maintenance window (opens in {int(wait)} s)"
+            run.last_chunk_at = now
+            run.save(update_fields=["waiting", "last_chunk_at"])
+            countdown = min(max(wait, 1.0), 30.0)
+            _enqueue_chunk(run.pk, run.cursor, countdown)
+            return ChunkOutcome("waiting", countdown=countdown)
+        size = campaign.chunk_size
+        if campaign.rate_limit:
+            size = max(1, min(size, campaign.rate_limit * 2))
+        backlog = _backlog(campaign.priority)
+        if backlog >= MAX_BACKLOG:
+            run.waiting = f"{backlog} packets waiting for the SMSC"
+            run.last_chunk_at = now
+            run.save(update_fields=["waiting", "last_chunk_at"])
+            _enqueue_chunk(run.pk, run.cursor, 0.5)
+            return ChunkOutcome("waiting", countdown=0.5)
+        rows = list(
+            source_subscribers(campaign, run)
+            .filter(pk__gt=run.cursor)
+            .order_by("pk")
+            .values_list("pk", "card_id", "msisdn", "card__profile_id")[:size]
+        )
+        if not rows:
+            run.planning_done = True
+            run.waiting = ""
+            run.save(update_fields=["planning_done", "waiting"])
+            _enqueue_refresh(run.pk)
+            return ChunkOutcome("done")
+        outcome = _plan_rows(run, campaign, rows, now)
+        run.cursor = rows[-1][0]
+        run.planned += outcome.planned
+        run.skipped += outcome.skipped
+        run.last_chunk_at = now
+        run.waiting = ""
+        if len(rows) < size:
+            run.planning_done = True
+        run.save(
+            update_fields=[
+                "cursor",
+                "planned",
+                "skipped",
+                "last_chunk_at",
+                "waiting",
+                "planning_done",
+            ]
+        )
+        record_change(
+            actor=TASK_ACTOR,
+            action=AuditAction.OPERATE,
+            instance=run,
+            message=f"chunk after subscriber {cursor}: {outcome.planned} OTA job(s) "
+            f"({campaign.get_action_display()}), {outcome.skipped} skipped, "
+            f"subscribers {rows[0][0]}..{rows[-1][0]}",
+        )
+        if campaign.rate_limit:
+            outcome.countdown = len(rows) / campaign.rate_limit
+        if not run.planning_done:
+            _enqueue_chunk(run.pk, run.cursor, outcome.countdown)
+        return outcome
+
+
+def _plan_rows(
+    run: CampaignRun, campaign: Campaign, rows: list[tuple], now: datetime.datetime
+) -> ChunkOutcome:
+    from campaigns.syncparams import param_records
+
+    records = (
+        param_records([r[0] for r in rows]) if campaign.action == CampaignAction.PUSH_PARAMS else {}
+    )
+    targets: list[BulkTarget] = []
+    skipped: dict[int, str] = {}
+    for sub_id, card_id, msisdn, profile_id in rows:
+        if campaign.action == CampaignAction.PUSH_PARAMS and sub_id not in records:
+            skipped[sub_id] = "no sync profile"
+            continue
+        targets.append(
+            BulkTarget(
+                key=sub_id,
+                card_id=card_id,
+                msisdn=msisdn,
+                profile_id=profile_id,
+                data=records.get(sub_id),
+            )
+        )
+    plan, parameters = _plan_for(campaign, run)
+    result = plan_bulk_jobs(
+        operation=campaign.action,
+        targets=targets,
+        plan_for=plan,
+        parameters=parameters,
+        requested_by=f"campaign {campaign.name} run {run.number}",
+        priority=campaign.priority,
+        applet_version=campaign.applet_version,
+        now=now,
+    )
+    skipped.update(result.skipped)
+    target_rows = []
+    for sub_id, card_id, msisdn, _profile in rows:
+        job_id = result.jobs.get(sub_id)
+        state = TargetState.QUEUED if job_id else TargetState.SKIPPED
+        target_rows.append(
+            (run.pk, sub_id, card_id, msisdn, job_id, state, skipped.get(sub_id, ""), now)
+        )
+    columns = (
+        "run_id",
+        "subscriber_id",
+        "card_id",
+        "msisdn",
+        "job_id",
+        "state",
+        "reason",
+        "updated",
+    )
+    if connection.vendor == "postgresql":
+        copy_rows(CampaignTarget._meta.db_table, columns, target_rows)
+    else:
+        CampaignTarget.objects.bulk_create(
+            CampaignTarget(**dict(zip(columns, row, strict=True))) for row in target_rows
+        )
+    return ChunkOutcome("planned", planned=len(result.jobs), skipped=len(skipped))
+
+
+# --- progress ----------------------------------------------------------------------------
+
+_FOLD_FINISHED = """
+UPDATE campaigns_campaigntarget AS t
+SET state = CASE j.state WHEN 'done' THEN 'confirmed' WHEN 'failed' THEN 'failed'
+                         ELSE 'cancelled' END,
+    reason = LEFT(j.result, 300), updated = %s
+FROM cardmgmt_otajob AS j
+WHERE t.run_id = %s AND t.state IN ('queued', 'submitted', 'delivered')
+  AND j.id = t.job_id AND j.state IN ('done', 'failed', 'cancelled')
+RETURNING t.subscriber_id, t.state, j.parameters
+"""
+# Jobs in flight: the target shows the furthest state reached by the job's latest packet.
+_FOLD_OPEN = """
+UPDATE campaigns_campaigntarget AS t
+SET state = m.state, updated = %s
+FROM (
+    SELECT DISTINCT ON (m.job_id) m.job_id, m.state
+    FROM cardmgmt_otamessage AS m
+    WHERE m.job_id IN (
+        SELECT job_id FROM campaigns_campaigntarget
+        WHERE run_id = %s AND state IN ('queued', 'submitted', 'delivered')
+    ) AND m.state IN ('queued', 'submitted', 'delivered')
+    ORDER BY m.job_id, m.step DESC
+) AS m
+WHERE t.run_id = %s AND t.job_id = m.job_id AND t.state IN ('queued', 'submitted', 'delivered')
+  AND t.state <> m.state
+"""
+
+
+def _fold_outcomes(run: CampaignRun, now: datetime.datetime) -> list[tuple]:
+    """Targets take their OTA job's outcome (set-based: two statements per refresh)."""
+    if connection.vendor != "postgresql":
+        return _fold_outcomes_portable(run, now)
+    with connection.cursor() as cursor:
+        cursor.execute(_FOLD_FINISHED, [now, run.pk])
+        finished = cursor.fetchall()
+        cursor.execute(_FOLD_OPEN, [now, run.pk, run.pk])
+    return finished
+
+
+def _fold_outcomes_portable(run: CampaignRun, now: datetime.datetime) -> list[tuple]:
+    finished = []
+    mapping = {"done": "confirmed", "failed": "failed", "cancelled": "cancelled"}
+    targets = CampaignTarget.objects.filter(run=run, state__in=OPEN_TARGET_STATES).select_related(
+        "job"
+    )
+    for target in targets.iterator(chunk_size=1000):
+        job = target.job
+        if job is None:
+            continue
+        if job.state in mapping:
+            target.state, target.reason = mapping[job.state], job.result[:300]
+            finished.append((target.subscriber_id, target.state, job.parameters))
+        else:
+            last = job.messages.exclude(state=OtaMessageState.PENDING).order_by("-step").first()
+            if last is None or last.state not in OPEN_TARGET_STATES:
+                continue
+            target.state = last.state
+        target.updated = now
+        target.save(update_fields=["state", "reason", "updated"])
+    return finished
+
+
+def _refresh_counters(run: CampaignRun, now: datetime.datetime) -> None:
+    counts = dict(
+        CampaignTarget.objects.filter(run=run)
+        .values_list("state")
+        .annotate(n=Count("id"))
+        .values_list("state", "n")
+    )
+    run.counters = {state: int(counts.get(state, 0)) for state in TargetState.values}
+    run.counters["pending"] = (
+        max(0, run.total - sum(counts.values())) if not run.planning_done else 0
+    )
+    reasons = (
+        CampaignTarget.objects.filter(run=run, state=TargetState.FAILED)
+        .values_list("reason")
+        .annotate(n=Count("id"))
+        .order_by("-n")[:10]
+    )
+    run.failure_reasons = {(reason or "unknown")[:120]: n for reason, n in reasons}
+    sample = {
+        "t": now.isoformat(),
+        "done": run.counters["confirmed"] + run.counters["failed"],
+        "sent": run.counters["submitted"]
+        + run.counters["delivered"]
+        + run.counters["confirmed"]
+        + run.counters["failed"],
+        "planned": run.planned,
+    }
+    run.samples = [*(run.samples or [])[-(MAX_SAMPLES - 1) :], sample]
+
+
+def _record_card_versions(finished: list[tuple]) -> int:
+    """A confirmed parameter push proves the card holds that record version."""
+    from sync.models import SyncProfile
+
+    confirmed = [
+        (sub_id, (json.loads(p) if isinstance(p, str) else p or {}).get("record_version"))
+        for sub_id, state, p in finished
+        if state == TargetState.CONFIRMED
+    ]
+    changed = 0
+    for sub_id, version in confirmed:
+        if version is not None:
+            changed += SyncProfile.objects.filter(
+                subscriber_id=sub_id, version__gte=version
+            ).update(card_version=version)
+    return changed
+
+
+def refresh_run(*, run_id: int, now: datetime.datetime | None = None) -> CampaignRun | None:
+    """Fold outcomes, update counters and samples, restart a stalled planning chain, finish
+    the run when every target is final, notify. Re-queues itself while the run is active."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        run = (
+            CampaignRun.objects.select_for_update()
+            .select_related("campaign")
+            .filter(pk=run_id)
+            .first()
+        )
+        if run is None:
+            return None
+        if run.state in (RunState.RUNNING, RunState.PAUSED):
+            finished = _fold_outcomes(run, now)
+            if run.campaign.action == CampaignAction.PUSH_PARAMS and finished:
+                versions = _record_card_versions(finished)
+                if versions:
+                    record_change(
+                        actor=TASK_ACTOR,
+                        action=AuditAction.UPDATE,
+                        instance=run,
+                        message=f"{versions} card(s) confirmed holding their sync record",
+                    )
+        _refresh_counters(run, now)
+        run.save(update_fields=["counters", "failure_reasons", "samples"])
+        if run.state == RunState.RUNNING:
+            open_left = sum(run.counters.get(s, 0) for s in OPEN_TARGET_STATES)
+            if run.planning_done and not open_left:
+                _set_run_state(
+                    TASK_ACTOR,
+                    run,
+                    RunState.DONE,
+                    f"done: {run.counters.get('confirmed', 0)} confirmed, "
+                    f"{run.counters.get('failed', 0)} failed, "
+                    f"{run.counters.get('skipped', 0)} skipped",
+                )
+            elif (
+                not run.planning_done
+                and (
+                    run.last_chunk_at is None
+                    or (now - run.last_chunk_at).total_seconds() > STALL_SECONDS
+                )
+                and (now - run.started).total_seconds() > STALL_SECONDS
+            ):
+                # The chain died (a worker lost between commit and re-queue): restart it.
+                log.warning(
+                    "campaign run %s: planning stalled; re-queued at %s", run.pk, run.cursor
+                )
+                run.last_chunk_at = now
+                run.save(update_fields=["last_chunk_at"])
+                _enqueue_chunk(run.pk, run.cursor)
+        if run.is_active:
+            _enqueue_refresh(run.pk, REFRESH_SECONDS)
+        elif run.notified_at is None:
+            run.notified_at = now
+            run.save(update_fields=["notified_at"])
+            transaction.on_commit(lambda: _notify(run.pk))
+        return run
+
+
+def _notify(run_id: int) -> None:
+    run = CampaignRun.objects.select_related("campaign").get(pk=run_id)
+    recipients = _emails(run.campaign.notify_emails)
+    if not recipients:
+        return
+    c = run.counters
+    body = (
+        f"Campaign {run.campaign.name}, run {run.number}: {run.get_state_display().lower()}.\n\n"
+        + "\n".join(f"{state}: {c.get(state, 0)}" for state in TargetState.values)
+        + "\n\nFailures by reason:\n"
+        + "\n".join(f"{n}  {reason}" for reason, n in (run.failure_reasons or {}).items())
+    )
+    send_mail(
+        subject=f"[portal] campaign {run.campaign.name} run {run.number} "
+        f"{run.get_state_display().lower()}",
+        message=body,
+        from_email=None,
+        recipient_list=recipients,
+        fail_silently=True,
+    )
+
+
+def final_states() -> tuple[str, ...]:
+    return tuple(FINAL_TARGET_STATES)

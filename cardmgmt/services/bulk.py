@@ -1,0 +1,323 @@
+"""OTA jobs for many cards at once: the campaign path (docs/campaigns.md, "The bulk path").
+
+`start_ota_job` costs a handful of queries per card; a campaign chunk of N cards costs a
+handful of statements in all:
+
+1. one SELECT of the cards' first key sets (KVN, algorithm);
+2. planning per (card profile, algorithm, KVN) from a cache (per card only where the data
+   differs, e.g. a subscriber's sync parameter record);
+3. one `UPDATE keyset SET counter = counter + 1 ... RETURNING` allocating every counter of
+   the chunk (the row locks serialise it against single-card operations; the values are
+   committed with the jobs, so a rolled-back chunk spent nothing that went out);
+4. keys unsealed and packets secured in one Python loop (the only other place that unseals
+   keys besides `otabridge`, and it runs in the worker only);
+5. OtaJob and OtaMessage rows written with COPY on PostgreSQL (ids drawn from the sequence
+   first), `bulk_create` elsewhere.
+
+Step 0 of each job is built and queued here; later steps (load and install) stay `pending`
+and the existing per-job machinery (`advance_ota_job`, run on every confirmed PoR) builds
+them with fresh counters. The caller writes one audit entry per chunk.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from cardmgmt import ota
+from cardmgmt.choices import InstallationState, OtaJobState, OtaMessageState, OtaOperation
+from cardmgmt.models import AppletVersion, CardProfile, Installation, KeySet, OtaJob, OtaMessage
+from portal import crypto
+
+__all__ = ["BulkResult", "BulkTarget", "plan_bulk_jobs"]
+
+MAX_ATTEMPTS = 3
+
+
+@dataclass
+class BulkTarget:
+    """One card to plan for. `key` is the caller's identifier (e.g. the subscriber id)."""
+
+    key: int
+    card_id: int
+    msisdn: str
+    profile_id: int
+    # Per-card input for `plan_for` (e.g. the parameter record); None: same for every card.
+    data: Any = None
+
+
+@dataclass
+class BulkResult:
+    jobs: dict[int, int] = field(default_factory=dict)  # key -> OtaJob id
+    skipped: dict[int, str] = field(default_factory=dict)  # key -> reason
+    messages: int = 0  # secured packets built and queued
+    sms: int = 0
+
+
+# plan_for(target, profile params) -> the plan; raise ota.OtaError / ValueError to skip.
+PlanFor = Callable[[BulkTarget, ota.CardProfileParams], ota.ScriptPlan]
+
+
+def _first_keysets(card_ids: list[int]) -> dict[int, tuple[int, str]]:
+    rows = (
+        KeySet.objects.filter(card_id__in=card_ids)
+        .order_by("card_id", "kvn")
+        .values_list("card_id", "kvn", "algorithm")
+    )
+    found: dict[int, tuple[int, str]] = {}
+    for card_id, kvn, algorithm in rows:
+        found.setdefault(card_id, (kvn, algorithm))
+    return found
+
+
+def _allocate(pairs: list[tuple[int, int]]) -> dict[int, tuple[int, bytes, bytes]]:
+    """card_id -> (counter, sealed KIc, sealed KID) for every (card, KVN), in one statement."""
+    if not pairs:
+        return {}
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE cardmgmt_keyset AS k SET counter = k.counter + 1 "
+                "FROM unnest(%s::bigint[], %s::int[]) AS t(card_id, kvn) "
+                "WHERE k.card_id = t.card_id AND k.kvn = t.kvn "
+                "RETURNING k.card_id, k.counter, k.kic, k.kid",
+                [[c for c, _ in pairs], [k for _, k in pairs]],
+            )
+            return {row[0]: (row[1], bytes(row[2]), bytes(row[3])) for row in cursor.fetchall()}
+    from cardmgmt.services.inventory import allocate_counter
+
+    out = {}
+    for card_id, kvn in pairs:
+        counter = allocate_counter(card_id=card_id, kvn=kvn)
+        keyset = KeySet.objects.only("kic", "kid").get(card_id=card_id, kvn=kvn)
+        out[card_id] = (counter, bytes(keyset.kic), bytes(keyset.kid))
+    return out
+
+
+def _next_ids(model: type, count: int) -> list[int]:
+    table = model._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+            [table, count],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def copy_rows(table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    """COPY rows into `table` inside the current transaction (PostgreSQL only)."""
+    with connection.cursor() as cursor:
+        raw = cursor.cursor  # the psycopg cursor under Django's wrapper
+        with raw.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+
+
+_JOB_COLUMNS = (
+    "id",
+    "operation",
+    "card_id",
+    "applet_version_id",
+    "parameters",
+    "state",
+    "priority",
+    "requested_by",
+    "result",
+    "created",
+    "finished",
+)
+_MESSAGE_COLUMNS = (
+    "job_id",
+    "step",
+    "description",
+    "card_id",
+    "msisdn",
+    "tar",
+    "kvn",
+    "secured_data",
+    "state",
+    "priority",
+    "attempt",
+    "max_attempts",
+    "counter",
+    "user_data",
+    "smpp_ids",
+    "queued_at",
+    "por_sw",
+    "por_data",
+    "por_text",
+    "failure_reason",
+    "history",
+)
+
+
+def plan_bulk_jobs(
+    *,
+    operation: str,
+    targets: list[BulkTarget],
+    plan_for: PlanFor,
+    requested_by: str,
+    priority: int,
+    applet_version: AppletVersion | None = None,
+    parameters: Callable[[BulkTarget], dict[str, Any]] | None = None,
+    now: datetime.datetime | None = None,
+) -> BulkResult:
+    """Create one OTA job per target with its first packet secured and queued.
+
+    Must run inside the caller's transaction (the counters, the jobs and the caller's own
+    rows commit together). Targets that cannot be planned are returned in `skipped`.
+    """
+    from cardmgmt import otabridge
+
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("plan_bulk_jobs must run inside a transaction")
+    now = now or timezone.now()
+    result = BulkResult()
+    if not targets:
+        return result
+    keysets = _first_keysets([t.card_id for t in targets])
+    profiles = CardProfile.objects.in_bulk({t.profile_id for t in targets})
+    params_cache: dict[tuple[int, str, int], ota.CardProfileParams] = {}
+    plan_cache: dict[tuple[int, str, int], ota.ScriptPlan | str] = {}
+    planned: list[tuple[BulkTarget, ota.CardProfileParams, ota.ScriptPlan, int]] = []
+    for target in targets:
+        keyset = keysets.get(target.card_id)
+        if keyset is None:
+            result.skipped[target.key] = "card has no OTA key set"
+            continue
+        kvn, algorithm = keyset
+        cache_key = (target.profile_id, algorithm, kvn)
+        params = params_cache.get(cache_key)
+        if params is None:
+            params = otabridge.profile_params(
+                profiles[target.profile_id], algorithm=algorithm, kvn=kvn
+            )
+            params_cache[cache_key] = params
+        try:
+            if target.data is None:
+                plan = plan_cache.get(cache_key)
+                if plan is None:
+                    try:
+                        plan = plan_for(target, params)
+                    except (ota.OtaError, ValueError) as exc:
+                        plan = f"cannot plan: {exc}"
+                    plan_cache[cache_key] = plan
+                if isinstance(plan, str):
+                    raise ValueError(plan)
+            else:
+                plan = plan_for(target, params)
+        except (ota.OtaError, ValueError) as exc:
+            result.skipped[target.key] = str(exc)[:300]
+            continue
+        planned.append((target, params, plan, kvn))
+
+    allocated = _allocate([(t.card_id, kvn) for t, _p, _s, kvn in planned])
+    jobs: list[tuple] = []
+    messages: list[tuple] = []
+    is_pg = connection.vendor == "postgresql"
+    job_ids = _next_ids(OtaJob, len(planned)) if is_pg and planned else []
+    version_id = applet_version.pk if applet_version else None
+    stamp = now.isoformat()
+    for n, (target, params, plan, kvn) in enumerate(planned):
+        counter, sealed_kic, sealed_kid = allocated[target.card_id]
+        first = plan.steps[0]
+        packet = ota.encode_command(
+            ota.SecuredCommandPacket(
+                params.spi, params.kic, params.kid, first.tar, counter, first.data
+            ),
+            crypto.unseal(sealed_kic, "kic"),
+            crypto.unseal(sealed_kid, "kid"),
+            cmac_length=params.cmac_length,
+        )
+        segments = ota.segment_packet(packet, reference=counter & 0xFF)
+        job_id = job_ids[n] if is_pg else None
+        job_parameters = parameters(target) if parameters else {}
+        jobs.append(
+            (
+                job_id,
+                operation,
+                target.card_id,
+                version_id,
+                json.dumps(job_parameters),
+                OtaJobState.RUNNING,
+                priority,
+                requested_by[:200],
+                "",
+                now,
+                None,
+            )
+        )
+        for step, planned_step in enumerate(plan.steps):
+            built = step == 0
+            messages.append(
+                (
+                    job_id if is_pg else n,
+                    step,
+                    planned_step.description[:100],
+                    target.card_id,
+                    target.msisdn,
+                    planned_step.tar.hex().upper(),
+                    kvn,
+                    planned_step.data,
+                    OtaMessageState.QUEUED if built else OtaMessageState.PENDING,
+                    priority,
+                    1 if built else 0,
+                    MAX_ATTEMPTS,
+                    counter if built else None,
+                    json.dumps([s.hex() for s in segments] if built else []),
+                    "[]",
+                    now if built else None,
+                    "",
+                    "",
+                    "",
+                    "",
+                    json.dumps([{"attempt": 1, "counter": counter, "at": stamp}] if built else []),
+                )
+            )
+        result.jobs[target.key] = job_id if is_pg else n
+        result.messages += 1
+        result.sms += len(segments)
+
+    if is_pg:
+        copy_rows(OtaJob._meta.db_table, _JOB_COLUMNS, jobs)
+        copy_rows(OtaMessage._meta.db_table, _MESSAGE_COLUMNS, messages)
+    elif jobs:
+        created = OtaJob.objects.bulk_create(
+            OtaJob(**dict(zip(_JOB_COLUMNS[1:], row[1:], strict=True))) for row in jobs
+        )
+        ids = [j.pk for j in created]
+        OtaMessage.objects.bulk_create(
+            OtaMessage(**dict(zip(_MESSAGE_COLUMNS, (ids[row[0]], *row[1:]), strict=True)))
+            for row in messages
+        )
+        result.jobs = {key: ids[n] for key, n in result.jobs.items()}
+
+    if operation == OtaOperation.LOAD_INSTALL and applet_version is not None and planned:
+        _mark_loading([t.card_id for t, *_ in planned], applet_version, now)
+    return result
+
+
+def _mark_loading(card_ids: list[int], version: AppletVersion, now: datetime.datetime) -> None:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {Installation._meta.db_table} "
+                "(card_id, applet_version_id, state, confirmed_by, updated) "
+                "SELECT c, %s, %s, '', %s FROM unnest(%s::bigint[]) AS c "
+                "ON CONFLICT (card_id, applet_version_id) DO UPDATE "
+                "SET state = EXCLUDED.state, confirmed_by = '', updated = EXCLUDED.updated",
+                [version.pk, InstallationState.LOADING, now, card_ids],
+            )
+        return
+    for card_id in card_ids:
+        Installation.objects.update_or_create(
+            card_id=card_id,
+            applet_version=version,
+            defaults={"state": InstallationState.LOADING, "confirmed_by": "", "updated": now},
+        )
