@@ -42,13 +42,10 @@ class SubmitOutcome:
 
 def _record_outcomes(outcomes: list[SubmitOutcome]) -> None:
     with transaction.atomic():
+        delivery.record_submitted(
+            submissions=[(o.message_id, o.attempt, o.smpp_ids) for o in outcomes if o.smpp_ids]
+        )
         for outcome in outcomes:
-            if outcome.smpp_ids:
-                delivery.record_submitted(
-                    message_id=outcome.message_id,
-                    attempt=outcome.attempt,
-                    smpp_ids=outcome.smpp_ids,
-                )
             if outcome.error:
                 delivery.record_submit_failure(
                     message_id=outcome.message_id, attempt=outcome.attempt, reason=outcome.error

@@ -21,10 +21,13 @@ def advance_ota_job_task(self, job_id: int) -> str:  # type: ignore[no-untyped-d
         return services.advance_ota_job(job_id=job_id).state
 
 
-@shared_task(bind=True, name="cardmgmt.process_inbound", acks_late=True)
+@shared_task(bind=True, name="cardmgmt.process_inbound", acks_late=True, max_retries=30)
 def process_inbound_task(self, inbound_id: int) -> str:  # type: ignore[no-untyped-def]
     with request_id_scope(self.request.id):
-        return services.process_inbound(inbound_id=inbound_id).verdict
+        verdict = services.process_inbound(inbound_id=inbound_id).verdict
+    if verdict == "pending":  # a receipt that overtook its submit's record
+        raise self.retry(countdown=2)
+    return verdict
 
 
 @shared_task(name="cardmgmt.expire_overdue_messages", expires=60)

@@ -66,6 +66,7 @@ __all__ = [
 # Seconds before attempt n+1 (toolkit busy, failed receipt, lost PoR).
 RETRY_BACKOFF = (5, 30, 120, 600)
 SW_OK = {0x9000}
+RECEIPT_GRACE = datetime.timedelta(seconds=60)
 SEALED_SCRIPT = "ota-script"
 SW_NOTHING_FOUND = 0x6A88  # referenced data not found
 INS_GET_STATUS, INS_DELETE = 0xF2, 0xE4
@@ -406,10 +407,12 @@ def claim_sendable_messages(*, link: SmscLink, limit: int) -> list[OtaMessage]:
         return messages
 
 
-def record_submitted(*, message_id: int, attempt: int, smpp_ids: list[str]) -> None:
+def record_submitted(*, submissions: list[tuple[int, int, list[str]]]) -> None:
+    """The SMSC message ids of each (message, attempt): one insert for a whole batch."""
     now = timezone.now()
     SmsSegment.objects.bulk_create(
         SmsSegment(message_id=message_id, attempt=attempt, index=i, smpp_id=smpp_id, submitted=now)
+        for message_id, attempt, smpp_ids in submissions
         for i, smpp_id in enumerate(smpp_ids)
     )
 
@@ -503,6 +506,10 @@ def _process_receipt(inbound: InboundMessage) -> None:
         .first()
     )
     if segment is None:
+        if timezone.now() - inbound.received < RECEIPT_GRACE:
+            # The receipt can overtake the link's record of the submit: look again shortly.
+            inbound.detail = "message id not recorded yet"
+            return
         inbound.verdict, inbound.detail = InboundVerdict.UNMATCHED, "unknown message id"
         return
     inbound.verdict, inbound.message = InboundVerdict.MATCHED, segment.message
