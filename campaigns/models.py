@@ -191,6 +191,7 @@ class CampaignRun(models.Model):
     started = models.DateTimeField(default=timezone.now)
     finished = models.DateTimeField(null=True, blank=True)
     last_chunk_at = models.DateTimeField(null=True, blank=True)
+    refreshed_at = models.DateTimeField(null=True, blank=True)
     waiting = models.CharField(max_length=200, blank=True, help_text="Why planning waits")
     notified_at = models.DateTimeField(null=True, blank=True)
 

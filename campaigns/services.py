@@ -53,7 +53,7 @@ TASK_ACTOR = Actor.task("campaigns.run")
 MAX_BACKLOG = getattr(settings, "CAMPAIGNS_MAX_BACKLOG", 5000)
 REFRESH_SECONDS = getattr(settings, "CAMPAIGNS_REFRESH_SECONDS", 2.0)
 # A planning chain silent this long while its run is running is restarted by refresh_run.
-STALL_SECONDS = getattr(settings, "CAMPAIGNS_STALL_SECONDS", 30.0)
+STALL_SECONDS = getattr(settings, "CAMPAIGNS_STALL_SECONDS", 15.0)
 MAX_SAMPLES = 300
 SAMPLE_SIZE = 20
 
@@ -630,7 +630,7 @@ def _plan_for(campaign: Campaign, run: CampaignRun):  # type: ignore[no-untyped-
                 base["mode"] = campaign.sync_mode
         if action == CampaignAction.PUSH_PARAMS:
             # The record holds the device secret: only its version is kept.
-            base.update(tar=tar.hex().upper(), record_version=target.data[0])
+            base.update(tar=tar.hex().upper(), version=target.data[0])
         return base
 
     return plan, parameters
@@ -650,7 +650,7 @@ def plan_next_chunk(
     now = now or timezone.now()
     with transaction.atomic():
         run = (
-            CampaignRun.objects.select_for_update()
+            CampaignRun.objects.select_for_update(of=("self",))
             .select_related("campaign__applet_version")
             .filter(pk=run_id)
             .first()
@@ -756,6 +756,7 @@ def _plan_rows(
         priority=campaign.priority,
         applet_version=campaign.applet_version,
         now=now,
+        sensitive=campaign.action == CampaignAction.PUSH_PARAMS,
     )
     skipped.update(result.skipped)
     target_rows = []
@@ -878,27 +879,27 @@ def _refresh_counters(run: CampaignRun, now: datetime.datetime) -> None:
     run.samples = [*(run.samples or [])[-(MAX_SAMPLES - 1) :], sample]
 
 
-def _record_card_versions(finished: list[tuple]) -> int:
-    """A confirmed parameter push proves the card holds that record version."""
-    from sync.models import SyncProfile
-
-    confirmed = [
-        (sub_id, (json.loads(p) if isinstance(p, str) else p or {}).get("record_version"))
-        for sub_id, state, p in finished
-        if state == TargetState.CONFIRMED
-    ]
-    changed = 0
-    for sub_id, version in confirmed:
-        if version is not None:
-            changed += SyncProfile.objects.filter(
-                subscriber_id=sub_id, version__gte=version
-            ).update(card_version=version)
-    return changed
+def revive_runs(*, now: datetime.datetime | None = None) -> int:
+    """What beat runs every few seconds: restart the refresh of any active run whose refresh
+    chain went silent (its task lost with a killed worker: Redis gives an unacknowledged task
+    back only after its visibility timeout). `refresh_run` restarts a stalled planning chain."""
+    now = now or timezone.now()
+    revived = 0
+    limit = now - datetime.timedelta(seconds=max(3 * REFRESH_SECONDS, 5))
+    for run_id in CampaignRun.objects.filter(state__in=ACTIVE_RUN_STATES).values_list(
+        "pk", "refreshed_at"
+    ):
+        pk, refreshed = run_id
+        if refreshed is None or refreshed < limit:
+            refresh_run(run_id=pk, now=now)
+            revived += 1
+    return revived
 
 
 def refresh_run(*, run_id: int, now: datetime.datetime | None = None) -> CampaignRun | None:
     """Fold outcomes, update counters and samples, restart a stalled planning chain, finish
-    the run when every target is final, notify. Re-queues itself while the run is active."""
+    the run when every target is final, notify. Re-queues itself while the run is active;
+    a second chain (after `revive_runs`) dies at its next turn, as refreshes come too close."""
     now = now or timezone.now()
     with transaction.atomic():
         run = (
@@ -909,19 +910,18 @@ def refresh_run(*, run_id: int, now: datetime.datetime | None = None) -> Campaig
         )
         if run is None:
             return None
+        if (
+            run.is_active
+            and run.refreshed_at is not None
+            and 0 <= (now - run.refreshed_at).total_seconds() < REFRESH_SECONDS / 2
+        ):
+            return run  # a duplicate chain: let the other one carry on
+        run.refreshed_at = now
         if run.state in (RunState.RUNNING, RunState.PAUSED):
-            finished = _fold_outcomes(run, now)
-            if run.campaign.action == CampaignAction.PUSH_PARAMS and finished:
-                versions = _record_card_versions(finished)
-                if versions:
-                    record_change(
-                        actor=TASK_ACTOR,
-                        action=AuditAction.UPDATE,
-                        instance=run,
-                        message=f"{versions} card(s) confirmed holding their sync record",
-                    )
+            # A confirmed push records the card's record version in OTA delivery itself.
+            _fold_outcomes(run, now)
         _refresh_counters(run, now)
-        run.save(update_fields=["counters", "failure_reasons", "samples"])
+        run.save(update_fields=["counters", "failure_reasons", "samples", "refreshed_at"])
         if run.state == RunState.RUNNING:
             open_left = sum(run.counters.get(s, 0) for s in OPEN_TARGET_STATES)
             if run.planning_done and not open_left:

@@ -53,5 +53,5 @@ def applet_operation_parameters(
         if subscriber is None or subscriber.pk not in records:
             raise ValueError(f"card {card} has no subscriber with a sync profile")
         version_no, record = records[subscriber.pk]
-        return {"tar": tar, "record": record.hex(), "record_version": version_no}
+        return {"tar": tar, "record": record.hex(), "version": version_no}
     return {}

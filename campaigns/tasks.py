@@ -28,3 +28,8 @@ def start_scheduled_run_task(self, campaign_id: int) -> int | None:  # type: ign
     with request_id_scope(self.request.id):
         run = services.start_scheduled_run(campaign_id=campaign_id)
         return run.pk if run else None
+
+
+@shared_task(name="campaigns.revive_runs", expires=10)
+def revive_runs_task() -> int:
+    return services.revive_runs()

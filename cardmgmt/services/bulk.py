@@ -141,6 +141,7 @@ _MESSAGE_COLUMNS = (
     "tar",
     "kvn",
     "secured_data",
+    "sealed",
     "state",
     "priority",
     "attempt",
@@ -167,13 +168,17 @@ def plan_bulk_jobs(
     applet_version: AppletVersion | None = None,
     parameters: Callable[[BulkTarget], dict[str, Any]] | None = None,
     now: datetime.datetime | None = None,
+    sensitive: bool = False,
 ) -> BulkResult:
     """Create one OTA job per target with its first packet secured and queued.
 
     Must run inside the caller's transaction (the counters, the jobs and the caller's own
     rows commit together). Targets that cannot be planned are returned in `skipped`.
+    `sensitive`: the scripts carry a secret (a sync parameter record): they are stored sealed,
+    as `start_ota_job` does.
     """
     from cardmgmt import otabridge
+    from cardmgmt.services.delivery import SEALED_SCRIPT
 
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("plan_bulk_jobs must run inside a transaction")
@@ -264,7 +269,10 @@ def plan_bulk_jobs(
                     target.msisdn,
                     planned_step.tar.hex().upper(),
                     kvn,
-                    planned_step.data,
+                    crypto.seal(planned_step.data, SEALED_SCRIPT)
+                    if sensitive
+                    else planned_step.data,
+                    sensitive,
                     OtaMessageState.QUEUED if built else OtaMessageState.PENDING,
                     priority,
                     1 if built else 0,
