@@ -23,6 +23,7 @@ from cardmgmt.ota.syncapplet import (
     Trigger,
     TriggerReason,
 )
+from sync.syncml.paramrecord import ParamRecord, ParamRecordError, decode_param_record
 
 
 class AppletBehaviour(Protocol):
@@ -68,6 +69,8 @@ class SyncApplet:
         self._upload: bytearray | None = None
         self._next_block = 0
         self._command_number = 0
+        self.imei = ""  # the handset's IMEI at the last power-on (PROVIDE LOCAL INFORMATION)
+        self.timer_from: float | None = None  # when the timer's current interval started
 
     # --- Commands ------------------------------------------------------------------------------
 
@@ -141,14 +144,60 @@ class SyncApplet:
         self._issue(request)
         return request
 
+    # --- Toolkit events: the other three triggers (docs/applet-commands.md section 5) ----------
+
+    def params(self) -> ParamRecord | None:
+        """The stored record decoded (trigger flags, interval), or None if absent or unreadable."""
+        if not self.record:
+            return None
+        try:
+            return decode_param_record(self.record)
+        except ParamRecordError:
+            return None
+
+    def power_on(self, imei: str, now: float) -> SyncRequest | None:
+        """After TERMINAL PROFILE the applet reads the IMEI; a different one than last time is
+        a new handset: it asks for a sync if the record's IMEI-change flag is set."""
+        previous, self.imei = self.imei, imei
+        self.timer_from = now
+        params = self.params()
+        if previous and previous != imei and params is not None and params.trigger_imei_change:
+            return self.trigger(reason=TriggerReason.IMEI_CHANGE)
+        return None
+
+    def menu_selection(self) -> SyncRequest | None:
+        """The user chose the applet's menu entry: a sync if the record allows it."""
+        params = self.params()
+        if params is None or not params.trigger_menu:
+            return None
+        return self.trigger(reason=TriggerReason.MENU)
+
+    def tick(self, now: float) -> SyncRequest | None:
+        """The timer: every `interval_minutes` of the record (0 or the flag off: no timer)."""
+        params = self.params()
+        if params is None or not params.trigger_timer or params.interval_minutes <= 0:
+            self.timer_from = None
+            return None
+        if self.timer_from is None or now < self.timer_from:
+            self.timer_from = now
+            return None
+        if now - self.timer_from < params.interval_minutes * 60:
+            return None
+        self.timer_from = now
+        return self.trigger(reason=TriggerReason.TIMER)
+
     # --- State file ----------------------------------------------------------------------------
 
     def state(self) -> dict[str, Any]:
-        return {"record": self.record.hex(), "triggers": self.triggers}
+        state: dict[str, Any] = {"record": self.record.hex(), "triggers": self.triggers}
+        if self.imei:
+            state["imei"] = self.imei
+        return state
 
     def restore(self, state: dict[str, Any]) -> None:
         self.record = bytes.fromhex(state.get("record", ""))
         self.triggers = int(state.get("triggers", 0))
+        self.imei = str(state.get("imei", ""))
 
 
 # Module (class) AID -> behaviour kind; the card creates the behaviour on INSTALL.

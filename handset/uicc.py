@@ -62,6 +62,7 @@ from cardmgmt.ota.tpdu import (
     parse_sms_pp_download_envelope,
 )
 
+from . import toolkit
 from .applet import SYNC_APPLET_MODULES, AppletBehaviour, GenericApplet, SyncApplet
 
 log = logging.getLogger(__name__)
@@ -430,6 +431,8 @@ class Uicc:
         """ENVELOPE(SMS-PP DOWNLOAD) (TS 31.111 7.1.1): `D1 .. 8B TPDU`."""
         if self.failures.take("toolkit_busy"):
             return EnvelopeResult(SW_TOOLKIT_BUSY)
+        if data[:1] == bytes([toolkit.TAG_MENU_SELECTION]):
+            return self._menu_selection(data)
         try:
             deliver = decode_sms_deliver(parse_sms_pp_download_envelope(data))
         except OtaError as exc:
@@ -839,6 +842,61 @@ class Uicc:
             body += b"".join(tlv(0x84, m) for m in load_file.modules)
         body += tlv(0xCC, load_file.security_domain_aid)
         return tlv(0xE3, body)
+
+    # --- Toolkit events from the handset (handset/toolkit.py) ----------------------------------
+
+    def _sync_applets(self) -> list[SyncApplet]:
+        return [
+            i.behaviour
+            for i in self.instances.values()
+            if isinstance(i.behaviour, SyncApplet)
+            and i.lifecycle & LIFECYCLE_SELECTABLE == LIFECYCLE_SELECTABLE
+        ]
+
+    def menu_items(self) -> dict[int, bytes]:
+        """Item identifier -> instance AID: one menu entry per selectable sync applet, from 1
+        (what SET UP MENU would show)."""
+        return {
+            n: i.aid
+            for n, i in enumerate(
+                (i for i in self.instances.values() if isinstance(i.behaviour, SyncApplet)
+                 and i.lifecycle & LIFECYCLE_SELECTABLE == LIFECYCLE_SELECTABLE),
+                start=1,
+            )
+        }  # fmt: skip
+
+    def _menu_selection(self, data: bytes) -> EnvelopeResult:
+        try:
+            item, help_request = toolkit.parse_menu_selection(data)
+        except OtaError:
+            return EnvelopeResult(SW_WRONG_DATA)
+        aid = self.menu_items().get(item)
+        if aid is None:
+            return EnvelopeResult(SW_WRONG_DATA)
+        behaviour = self.instances[aid].behaviour
+        if not help_request and isinstance(behaviour, SyncApplet):
+            behaviour.menu_selection()
+        return EnvelopeResult(SW_OK)
+
+    def power_on(self, terminal: Callable[[bytes], bytes], now: float | None = None) -> None:
+        """The handset powered on (after TERMINAL PROFILE): each sync applet issues PROVIDE
+        LOCAL INFORMATION (IMEI), `terminal(command) -> terminal response`, and acts on it."""
+        now = self._clock() if now is None else now
+        for applet in self._sync_applets():
+            try:
+                imei = toolkit.parse_imei_terminal_response(
+                    terminal(toolkit.provide_local_information_imei())
+                )
+            except OtaError as exc:
+                log.info("card %s: no IMEI from the terminal: %s", self.iccid, exc)
+                continue
+            applet.power_on(imei, now)
+
+    def tick(self, now: float | None = None) -> None:
+        """Let the applets' timers run up to `now` (in place of TIMER EXPIRATION envelopes)."""
+        now = self._clock() if now is None else now
+        for applet in self._sync_applets():
+            applet.tick(now)
 
     # --- Installing directly (test fixtures) ---------------------------------------------------
 
