@@ -14,6 +14,7 @@ import sys
 # command name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "smsc": ("handset.smsc", "run the SMPP 3.4 SMSC simulator"),
+    "lab": ("handset.lab", "run the SMSC with the fleet's cards in virtual phones"),
 }
 
 

@@ -108,7 +108,7 @@ class AddressBook(LocalStore):
         if self.folder is not None:
             self.folder.mkdir(parents=True, exist_ok=True)
             for path in sorted(self.folder.glob("*.vcf")):
-                self._items[path.stem] = path.read_text(encoding="utf-8")
+                self._items[path.stem] = path.read_bytes().decode("utf-8")
             numeric = [int(k) for k in self._items if k.isdigit()]
             self._luids = itertools.count(max(numeric, default=0) + 1)
 
@@ -130,7 +130,7 @@ class AddressBook(LocalStore):
 
     def _saved(self, luid: str) -> None:
         if self.folder is not None:
-            (self.folder / f"{luid}.vcf").write_text(self._items[luid], encoding="utf-8")
+            (self.folder / f"{luid}.vcf").write_bytes(self._items[luid].encode("utf-8"))
 
     def _removed(self, luid: str) -> None:
         if self.folder is not None:

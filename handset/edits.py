@@ -203,7 +203,11 @@ class EditGenerator:
                 summary.added.append(book.add_contact(self.contact(book.version)))
             elif roll < adds + changes:
                 luid = self.rng.choice(luids)
-                book.replace_contact(luid, self.change(book.contact(luid)))
+                old = book.get(luid)
+                for _ in range(5):  # an edit that leaves the vCard as it was is no edit
+                    book.replace_contact(luid, self.change(book.contact(luid)))
+                    if book.get(luid) != old:
+                        break
                 summary.changed.append(luid)
             else:
                 luid = self.rng.choice(luids)
