@@ -233,7 +233,7 @@ def test_basic_auth_and_xml_1_1():
     phone, _, transport = phone_with_card(version="1.1")
     phone.sync(record(auth_type="basic"))
     msg = parse_message(transport.requests[0][1])
-    assert msg.version == "1.1" if hasattr(msg, "version") else msg.hdr.ver_dtd == "1.1"
+    assert msg.hdr.ver_dtd == "1.1"
     assert msg.hdr.cred.meta.type == "syncml:auth-basic"
 
 
