@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -69,7 +70,7 @@ from cardmgmt.models import OtaJob, OtaMessage, SmscLink  # noqa: E402
 from cardmgmt.smpplink import LinkRunner  # noqa: E402
 from cardmgmt.validators import luhn_check_digit  # noqa: E402
 from handset.fleet import router_from_file  # noqa: E402
-from handset.smsc import SinkRouter, SmscSimulator  # noqa: E402
+from handset.smsc import SmscSimulator  # noqa: E402
 from portal.celery import app  # noqa: E402
 from portal.context import Actor  # noqa: E402
 
@@ -86,6 +87,12 @@ class SmscThread:
     def stop(self) -> None:
         asyncio.run_coroutine_threadsafe(self.smsc.stop(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def make_link(port: int, name: str) -> SmscLink:
@@ -179,9 +186,29 @@ def main() -> None:
     print(f"creating {CARDS} cards with keys ...", flush=True)
     make_fleet(CARDS)
 
-    # 1. the link alone, into a sink
-    sink = SmscThread(SinkRouter())
-    link = make_link(sink.smsc.port, "sink")
+    # 1. the link alone, into a sink SMSC running as its own process (as in production)
+    port = free_port()
+    sink = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "handset",
+            "smsc",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--account",
+            "ota:bench",
+            "--router",
+            "sink",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(2)
+    link = make_link(port, "sink")
     queue_raw_messages(LINK_MESSAGES)
     from asgiref.sync import sync_to_async
 
@@ -198,7 +225,8 @@ def main() -> None:
             LINK_TARGET,
         )
     )
-    sink.stop()
+    sink.terminate()
+    sink.wait(30)
     OtaMessage.objects.all().delete()
     SmscLink.objects.all().update(enabled=False)
 

@@ -32,6 +32,49 @@ OTA_DATA_CODING = 0xF6  # 8-bit, class 2
 THROTTLE_RETRIES = 8
 
 
+RECEIPT_STATES = {2: "DELIVRD", 3: "EXPIRED", 4: "DELETED", 5: "UNDELIV", 8: "REJECTD"}
+
+
+class InboundBatcher:
+    """Stores deliver_sm in batches: one transaction and one task for all that arrive within
+    `delay`. Each caller waits until its message is committed, so the SMSC is acknowledged
+    only for what is stored."""
+
+    def __init__(self, link: SmscLink, delay: float = 0.02, limit: int = 1000) -> None:
+        self.link = link
+        self.delay = delay
+        self.limit = limit
+        self.pending: list[tuple[delivery.Inbound, asyncio.Future[None]]] = []
+        self.flusher: asyncio.Task[None] | None = None
+
+    async def add(self, message: delivery.Inbound) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.pending.append((message, future))
+        if self.flusher is None:
+            self.flusher = asyncio.create_task(self._flush())
+        await future
+
+    async def _flush(self) -> None:
+        await asyncio.sleep(self.delay)
+        batch, self.pending, self.flusher = (
+            self.pending[: self.limit],
+            self.pending[self.limit :],
+            None,
+        )
+        if self.pending:
+            self.flusher = asyncio.create_task(self._flush())
+        try:
+            await sync_to_async(delivery.record_inbound)(
+                link=self.link, messages=[m for m, _ in batch]
+            )
+        except Exception as exc:  # the deliver_sm will be refused and resent by the SMSC
+            for _, future in batch:
+                future.set_exception(exc)
+        else:
+            for _, future in batch:
+                future.set_result(None)
+
+
 @dataclass
 class SubmitOutcome:
     message_id: int
@@ -84,24 +127,20 @@ class LinkRunner:
             enquire_link_interval=30.0,
         )
         self.submitted = 0
+        self.inbound = InboundBatcher(link)
 
     async def on_deliver(self, inbound: InboundMessage) -> None:
-        state = (
-            inbound.receipt.stat
-            if inbound.receipt
-            else (str(inbound.state) if inbound.state is not None else "")
-        )
+        state = inbound.receipt.stat if inbound.receipt else ""
         if inbound.is_receipt and inbound.state is not None:
-            state = {2: "DELIVRD", 3: "EXPIRED", 4: "DELETED", 5: "UNDELIV", 8: "REJECTD"}.get(
-                inbound.state, str(inbound.state)
+            state = RECEIPT_STATES.get(inbound.state, str(inbound.state))
+        await self.inbound.add(
+            delivery.Inbound(
+                source_addr=inbound.source_addr,
+                payload=inbound.payload,
+                is_receipt=inbound.is_receipt,
+                receipted_id=inbound.receipted_message_id or "",
+                receipt_state=state,
             )
-        await sync_to_async(delivery.record_inbound)(
-            link=self.link,
-            source_addr=inbound.source_addr,
-            payload=inbound.payload,
-            is_receipt=inbound.is_receipt,
-            receipted_id=inbound.receipted_message_id or "",
-            receipt_state=state or "",
         )
 
     async def _submit_segment(self, message: OtaMessage, user_data: bytes) -> str:

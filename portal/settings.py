@@ -209,6 +209,7 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_ROUTES = {
     "cardmgmt.advance_ota_job": {"queue": "ota"},
     "cardmgmt.process_inbound": {"queue": "ota"},
+    "cardmgmt.process_inbound_batch": {"queue": "ota"},
     "cardmgmt.expire_overdue_messages": {"queue": "ota"},
     "sync.*": {"queue": "sync"},
     "campaigns.*": {"queue": "campaigns"},

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -52,6 +53,7 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "RETRY_BACKOFF",
+    "Inbound",
     "advance_ota_job",
     "cancel_ota_job",
     "claim_sendable_messages",
@@ -447,36 +449,43 @@ def _retry_or_fail(message: OtaMessage, reason: str, *, retry: bool = True) -> N
         _enqueue_advance(message.job_id)
 
 
-def record_inbound(
-    *,
-    link: SmscLink | None,
-    source_addr: str,
-    payload: bytes,
-    is_receipt: bool,
-    receipted_id: str = "",
-    receipt_state: str = "",
-) -> int:
-    """Store what the SMSC delivered and let a worker process it (keys stay in workers)."""
-    from cardmgmt.tasks import process_inbound_task
+@dataclass(frozen=True)
+class Inbound:
+    """A deliver_sm as the link received it."""
 
-    with transaction.atomic():
-        kind = (
-            InboundKind.RECEIPT
-            if is_receipt
-            else InboundKind.POR
-            if payload[:3] == b"\x02\x71\x00"
-            else InboundKind.OTHER
-        )
-        inbound = InboundMessage.objects.create(
+    source_addr: str
+    payload: bytes
+    is_receipt: bool
+    receipted_id: str = ""
+    receipt_state: str = ""
+
+
+def record_inbound(*, link: SmscLink | None, messages: list[Inbound]) -> list[int]:
+    """Store what the SMSC delivered, a batch at a time, and let workers process it
+    (card keys stay in the workers). Returns once it is committed: only then may the link
+    acknowledge the deliver_sm."""
+    from cardmgmt.tasks import process_inbound_batch_task
+
+    rows = [
+        InboundMessage(
             link=link,
-            kind=kind,
-            source_addr=source_addr[:21],
-            payload=payload,
-            receipted_id=receipted_id[:65],
-            receipt_state=receipt_state[:20],
+            kind=InboundKind.RECEIPT
+            if m.is_receipt
+            else InboundKind.POR
+            if m.payload[:3] == b"\x02\x71\x00"
+            else InboundKind.OTHER,
+            source_addr=m.source_addr[:21],
+            payload=m.payload,
+            receipted_id=m.receipted_id[:65],
+            receipt_state=m.receipt_state[:20],
         )
-        transaction.on_commit(lambda: process_inbound_task.delay(inbound.pk))
-    return inbound.pk
+        for m in messages
+    ]
+    with transaction.atomic():
+        created = InboundMessage.objects.bulk_create(rows)
+        ids = [row.pk for row in created]
+        transaction.on_commit(lambda: process_inbound_batch_task.delay(ids))
+    return ids
 
 
 def process_inbound(*, inbound_id: int) -> InboundMessage:
