@@ -46,3 +46,10 @@ def process_inbound_batch_task(self, inbound_ids: list[int]) -> int:  # type: ig
 @shared_task(name="cardmgmt.expire_overdue_messages", expires=60)
 def expire_overdue_messages_task() -> int:
     return services.expire_overdue_messages()
+
+
+@shared_task(name="cardmgmt.recover_stalled_work", expires=60)
+def recover_stalled_work_task() -> int:
+    from cardmgmt.services.recovery import recover_stalled_work
+
+    return recover_stalled_work()

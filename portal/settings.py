@@ -195,6 +195,10 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "control_folder": str(_broker_dir / "control"),
     }
 CELERY_TASK_ALWAYS_EAGER = False
+if CELERY_BROKER_URL.startswith("redis"):
+    # A message taken by a worker that died comes back after this; the periodic recovery of
+    # stalled OTA work does not wait for it.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 900}
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -211,10 +215,16 @@ CELERY_TASK_ROUTES = {
     "cardmgmt.process_inbound": {"queue": "ota"},
     "cardmgmt.process_inbound_batch": {"queue": "ota"},
     "cardmgmt.expire_overdue_messages": {"queue": "ota"},
+    "cardmgmt.recover_stalled_work": {"queue": "ota"},
     "sync.*": {"queue": "sync"},
     "campaigns.*": {"queue": "campaigns"},
 }
 CELERY_BEAT_SCHEDULE = {
+    "recover-stalled-ota-work": {
+        "task": "cardmgmt.recover_stalled_work",
+        "schedule": 30.0,
+        "options": {"expires": 60},
+    },
     "expire-overdue-ota-messages": {
         "task": "cardmgmt.expire_overdue_messages",
         "schedule": 15.0,
