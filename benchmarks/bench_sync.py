@@ -30,6 +30,9 @@ DEVICES = 50
 DURATION_S = float(os.environ.get("BENCH_SYNC_SECONDS", "10"))
 ITEMS = 1008
 PORT = int(os.environ.get("BENCH_SYNC_PORT", "18765"))
+# A SyncML request spends much of its time waiting for PostgreSQL (three commits per
+# session): two sync workers per core keep the cores busy while others wait.
+WORKERS = int(os.environ.get("BENCH_SYNC_WORKERS", str(2 * (os.cpu_count() or 2))))
 
 base = environ.Env.db_url_config(
     os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/portal")
@@ -91,7 +94,7 @@ def start_server() -> subprocess.Popen:
         "from django.urls import include, path\nfrom portal.urls import urlpatterns as u\n"
         "urlpatterns = [*u, path('', include('sync.endpoint_urls'))]\n"
     )
-    workers = str(max(2, (os.cpu_count() or 2)))
+    workers = str(WORKERS)
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "portal.wsgi", "-b", f"127.0.0.1:{PORT}", "-w", workers,
          "--log-level", "warning"],

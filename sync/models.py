@@ -13,6 +13,7 @@ from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.functional import cached_property
 
 from sync.choices import (
     SYNC_MODE_CHOICES,
@@ -263,8 +264,9 @@ class SyncMessage(models.Model):
     received = models.DateTimeField(default=timezone.now)
     request_size = models.PositiveIntegerField(default=0)
     response_size = models.PositiveIntegerField(default=0)
-    request_log = models.TextField(blank=True)  # XML rendering, credentials redacted
-    response_log = models.TextField(blank=True)
+    # The request as received, zlib-compressed, with credentials blanked in place before it is
+    # stored (sync.messagelog). Rendered as XML only when someone looks at it.
+    request = models.BinaryField(default=b"", editable=False)
     response = models.BinaryField()
     resent = models.PositiveIntegerField(default=0)
 
@@ -276,6 +278,20 @@ class SyncMessage(models.Model):
 
     def __str__(self) -> str:
         return f"message {self.msg_id} of {self.session}"
+
+    @cached_property
+    def request_log(self) -> str:
+        """The request as XML, credentials redacted (rendered on display)."""
+        from sync.messagelog import render_request
+
+        return render_request(bytes(self.request))
+
+    @cached_property
+    def response_log(self) -> str:
+        """The reply as XML (rendered on display; replies carry no credentials)."""
+        from sync.messagelog import render_response
+
+        return render_response(bytes(self.response))
 
 
 class SyncConflict(models.Model):
@@ -359,7 +375,11 @@ class Contact(models.Model):
 
     class Meta:
         ordering = ["display_name", "id"]
-        indexes = [models.Index(fields=["subscriber", "seq"], name="contact_sub_seq")]
+        indexes = [
+            models.Index(fields=["subscriber", "seq"], name="contact_sub_seq"),
+            # Slow-sync pairing looks up candidates by normalised name (twins share it).
+            models.Index(fields=["subscriber", "name_norm"], name="contact_sub_name"),
+        ]
         permissions = [("view_contact_contents", "See the contents of DB2 address books")]
 
     def __str__(self) -> str:

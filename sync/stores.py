@@ -63,13 +63,17 @@ class ContactStore:
     def is_twin(self, a: Any, b: Any) -> bool:
         return merge.is_twin(a, b)
 
+    def bucket(self, key: Any) -> Any:
+        """What two items must share to be paired at all: the normalised name."""
+        return key[0]
+
     def merge3(self, shadow, server, client, policy, supported):  # type: ignore[no-untyped-def]
         return merge.merge_three_way(
             shadow, server, client, policy=policy, supported=supported, cc=self.cc
         )
 
-    def row_values(self, fields: dict) -> dict:
-        name, phones, emails = self.key(fields)
+    def row_values(self, fields: dict, key: Any = None) -> dict:
+        name, phones, emails = key if key is not None else self.key(fields)
         return {
             "fields": fields,
             "display_name": merge.display_name(fields)[:200],
@@ -131,11 +135,14 @@ class InventoryStore:
     def is_twin(self, a: Any, b: Any) -> bool:
         return a == b
 
+    def bucket(self, key: Any) -> Any:
+        return key
+
     def merge3(self, shadow, server, client, policy, supported):  # type: ignore[no-untyped-def]
         # The handset is the source of truth for what it has installed: the client's copy wins.
         return dict(client), []
 
-    def row_values(self, fields: dict) -> dict:
+    def row_values(self, fields: dict, key: Any = None) -> dict:
         name = fields.get("name", fields.get("imei", ""))
         version = fields.get("version", "")
         size = fields.get("size")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import json
 import logging
 import secrets
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Max
+from django.db.models import Count, JSONField, Max, Q
 from django.utils import timezone
 
 from portal.audit import record_change
@@ -33,6 +34,7 @@ from portal.context import Actor
 from portal.crypto import SealError, unseal
 from portal.models import AuditAction
 from sync.choices import DeviceEventKind, HeldDeleteStatus, SessionStatus
+from sync.messagelog import pack_request, redacted_xml
 from sync.models import (
     AuthFailure,
     Contact,
@@ -79,7 +81,6 @@ from sync.syncml import (
     detect_encoding,
     parse_message,
     serialize_message,
-    to_xml,
 )
 from sync.syncml.auth import (
     AUTH_BASIC,
@@ -135,25 +136,37 @@ def _next_seqs(n: int) -> list[int]:
         return [r[0] for r in cur.fetchall()]
 
 
+def _copy_insert(model, objs: list) -> None:  # type: ignore[no-untyped-def]
+    """Insert many new rows: COPY on PostgreSQL (no RETURNING needed: the engine keys rows by
+    GUID), bulk_create elsewhere or for a handful."""
+    if not objs:
+        return
+    if connection.vendor != "postgresql" or len(objs) < 20:
+        model.objects.bulk_create(objs)
+        return
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    table = connection.ops.quote_name(model._meta.db_table)
+    cols = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+
+    def prep(f):  # type: ignore[no-untyped-def]
+        if isinstance(f, JSONField):  # jsonb takes its text form in a text COPY
+            return lambda v: json.dumps(v, cls=f.encoder)
+        return lambda v: f.get_db_prep_save(v, connection)
+
+    preps = [(f.attname, prep(f)) for f in fields]
+    with connection.cursor() as cur, cur.cursor.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
+        for obj in objs:
+            d = obj.__dict__
+            copy.write_row([p(d[name]) for name, p in preps])
+
+
 def _row_model(ds: str):  # type: ignore[no-untyped-def]
     return Contact if ds == "contacts" else InventoryItem
 
 
 def _redacted(msg: SyncML) -> str:
     """The message as XML with every credential blanked, for the support log."""
-    saved = []
-    for holder in [msg.hdr, *msg.iter_commands()]:
-        cred = getattr(holder, "cred", None)
-        if cred is not None:
-            saved.append((cred, cred.data))
-            cred.data = "***"
-    try:
-        return to_xml(msg).decode("utf-8", "replace")
-    except SyncMLError as exc:
-        return f"(not loggable: {exc})"
-    finally:
-        for cred, data in saved:
-            cred.data = data
+    return redacted_xml(msg)
 
 
 # ------------------------------------------------------------------------------- entry point
@@ -240,6 +253,11 @@ class _Engine:
         self.statuses.append(st)
         return st
 
+    def _persist_session(self) -> None:
+        """Insert the session now if it is still only in memory (rows are about to point at it)."""
+        if self.session is not None and self.session.pk is None:
+            self.session.save(force_insert=True)
+
     def store(self, ds: str):  # type: ignore[no-untyped-def]
         cls = STORES[ds]
         return cls(self.cc) if ds == "contacts" else cls()
@@ -248,7 +266,12 @@ class _Engine:
     def run(self) -> Reply:
         hdr = self.msg.hdr
         if self.token:
-            session = SyncSession.objects.select_for_update().filter(token=self.token).first()
+            session = (
+                SyncSession.objects.select_for_update(of=("self",))
+                .select_related("profile__subscriber", "device")
+                .filter(token=self.token)
+                .first()
+            )
             if session is None:
                 return _text_reply(404, "unknown or expired SyncML session")
             cached = self._cached(session)
@@ -283,6 +306,9 @@ class _Engine:
         return self._respond()
 
     def _cached(self, session: SyncSession) -> Reply | None:
+        seen = session.state.get("seen") if isinstance(session.state, dict) else None
+        if seen is not None and self.msg.hdr.msg_id[:16] not in seen:
+            return None  # the session's own list of answered MsgIDs: no query needed
         m = SyncMessage.objects.filter(session=session, msg_id=self.msg.hdr.msg_id[:16]).first()
         if m is None:
             return None
@@ -304,9 +330,13 @@ class _Engine:
 
     def _new_nonce(self) -> str:
         nonce = generate_nonce()
-        DeviceNonce.objects.update_or_create(
-            dev_id=self.dev_id[:128], defaults={"nonce": nonce, "updated": timezone.now()}
-        )
+        now = timezone.now()
+        if not DeviceNonce.objects.filter(dev_id=self.dev_id[:128]).update(
+            nonce=nonce, updated=now
+        ):
+            DeviceNonce.objects.update_or_create(
+                dev_id=self.dev_id[:128], defaults={"nonce": nonce, "updated": now}
+            )
         return nonce
 
     def _chal(self, kind: str) -> Chal:
@@ -331,13 +361,23 @@ class _Engine:
 
     def _throttled(self, user: str) -> bool:
         since = timezone.now() - AUTH_FAIL_WINDOW
-        recent = AuthFailure.objects.filter(time__gte=since)
-        checks = [recent.filter(dev_id=self.dev_id[:128])] if self.dev_id else []
+        conds = {}
+        if self.dev_id:
+            conds["dev"] = Q(dev_id=self.dev_id[:128])
         if user:
-            checks.append(recent.filter(username=user[:128]))
+            conds["user"] = Q(username=user[:128])
         if self.address:
-            checks.append(recent.filter(address=self.address))
-        return any(q[:AUTH_FAIL_LIMIT].count() >= AUTH_FAIL_LIMIT for q in checks)
+            conds["addr"] = Q(address=self.address)
+        if not conds:
+            return False
+        # One query for the three counters (each column has its own index).
+        either = Q()
+        for q in conds.values():
+            either |= q
+        counts = AuthFailure.objects.filter(either, time__gte=since).aggregate(
+            **{k: Count("pk", filter=q) for k, q in conds.items()}
+        )
+        return any((n or 0) >= AUTH_FAIL_LIMIT for n in counts.values())
 
     def _authenticate(self) -> Status:
         hdr = self.msg.hdr
@@ -445,7 +485,8 @@ class _Engine:
             "client_final_sync": False,
         }
         now = timezone.now()
-        self.session = SyncSession.objects.create(
+        # Saved (one INSERT) with the reply, or earlier when a row needs its key.
+        self.session = SyncSession(
             profile=self.profile,
             subscriber=self.profile.subscriber,
             token=secrets.token_urlsafe(24),
@@ -464,7 +505,8 @@ class _Engine:
     def _process_commands(self) -> None:
         session = self.session
         assert session is not None
-        self.profile = getattr(self, "profile", None) or session.profile
+        if getattr(self, "profile", None) is None:
+            self.profile = session.profile
         hdr = self.msg.hdr
         if hdr.meta and hdr.meta.max_msg_size:
             self.state["max_msg"] = max(MIN_CLIENT_MAX_MSG, hdr.meta.max_msg_size)
@@ -549,15 +591,16 @@ class _Engine:
         elif not device.current:
             Device.objects.filter(subscriber=subscriber, current=True).update(current=False)
             device.current = True
+        fields = ["last_seen", "current"]
         if devinf is not None:
-            self._store_devinf(device, devinf)
+            fields += self._store_devinf(device, devinf)
         device.last_seen = now
-        device.save()
+        device.save(update_fields=fields)
         if self.session.device_id != device.pk:
             self.session.device = device
         return device
 
-    def _store_devinf(self, device: Device, devinf: DevInf) -> None:
+    def _store_devinf(self, device: Device, devinf: DevInf) -> list[str]:
         props = devinf.vcard_properties()
         values = {
             "manufacturer": (devinf.man or "")[:100],
@@ -588,6 +631,7 @@ class _Engine:
             DeviceEvent.objects.create(
                 device=device, kind=DeviceEventKind.DEVINF_CHANGED, changes=changes
             )
+        return list(values)
 
     # -- Alert: mode negotiation and anchors
     def _alert(self, cmd: Alert) -> None:
@@ -610,14 +654,12 @@ class _Engine:
             self.status(cmd, 404, target=server_uri, source=client_uri)
             return
         anchor = item.meta.anchor if item.meta and item.meta.anchor else Anchor()
-        state = SyncState.objects.filter(device=self.device, datastore=ds).first()
+        state, created = SyncState.objects.get_or_create(device=self.device, datastore=ds)
+        self.__dict__.setdefault("_states", {})[ds] = state
         code_status = 200
         mode = code
         if code in (200, 202, 204) and (
-            state is None
-            or state.completed is None
-            or not anchor.last
-            or state.client_anchor != anchor.last
+            state.completed is None or not anchor.last or state.client_anchor != anchor.last
         ):
             code_status, mode = 508, 201
         st = self.status(cmd, code_status, target=server_uri, source=client_uri)
@@ -630,17 +672,19 @@ class _Engine:
                 )
             ]
         server_next = _anchor_now()
-        live = _row_model(ds).objects.filter(subscriber=self.profile.subscriber, deleted=False)
+        server_last = None if created else state.server_anchor
         self.state["stores"][ds] = {
+            "state_id": state.pk,
+            "last_seq": state.last_seq,
             "client_uri": client_uri,
             "server_uri": server_uri,
             "requested": cmd.data,
             "mode": mode,
             "client_last": anchor.last,
             "client_next": anchor.next or "",
-            "server_last": state.server_anchor if state else "",
+            "server_last": server_last or "",
             "server_next": server_next,
-            "store_size": live.count(),
+            "store_size": None,  # counted when the mass-delete guard needs it
             "version": self._vcard_version(client_uri, item),
             "deletes": [],
             "paired": [],
@@ -660,9 +704,7 @@ class _Engine:
                         target=Location(loc_uri=client_uri),
                         source=Location(loc_uri=server_uri),
                         meta=Meta(
-                            anchor=Anchor(
-                                last=state.server_anchor if state else None, next=server_next
-                            ),
+                            anchor=Anchor(last=server_last, next=server_next),
                             max_obj_size=SERVER_MAX_OBJ_SIZE
                             if self.msg.hdr.ver_dtd == "1.2"
                             else None,
@@ -795,9 +837,17 @@ class _Engine:
             ItemMap.objects.filter(state=sync_state).delete()
 
     def _sync_state(self, ds: str) -> SyncState:
+        """The (device, datastore) state; after the Alert's message only its key is needed."""
         cache = self.__dict__.setdefault("_states", {})
         if ds not in cache:
-            cache[ds], _ = SyncState.objects.get_or_create(device=self.device, datastore=ds)
+            st = self.state.get("stores", {}).get(ds) or {}
+            if st.get("state_id"):
+                cache[ds] = SyncState(
+                    pk=st["state_id"], device=self.device, datastore=ds,
+                    last_seq=st.get("last_seq", 0),
+                )  # fmt: skip
+            else:
+                cache[ds], _ = SyncState.objects.get_or_create(device=self.device, datastore=ds)
         return cache[ds]
 
     def _apply(self, ds: str, st: dict, ops: list) -> None:
@@ -817,26 +867,50 @@ class _Engine:
                 subscriber=subscriber, guid__in=[m.guid for m in maps.values()]
             )
         }
+        # Parse every item once: its fields, the handset's view, its digest and match key.
+        parsed: list = []
+        for cmd, item, data in ops:
+            if isinstance(cmd, Delete):
+                parsed.append(None)
+                continue
+            try:
+                fields = store.parse(data, _item_type(cmd, item))
+            except ItemError as exc:
+                parsed.append(exc)
+                continue
+            view = store.project(fields, supported)
+            parsed.append((fields, view, store.hash(view), store.key(fields)))
         pool = None
+        if slowish and st.get("store_size") is None:
+            # The store as this session found it (before its first new row): the pairing
+            # pool, and the size the mass-delete guard compares with.
+            st["store_size"] = model.objects.filter(subscriber=subscriber, deleted=False).count()
+            st["pool_left"] = st["store_size"]
         if slowish:
+            # Pairing candidates: only unpaired live rows that share a normalised name with an
+            # item of this message (every pairing rule needs the same name), indexed once.
             paired = set(st["paired"])
-            pool = [
-                r
-                for r in model.objects.filter(subscriber=subscriber, deleted=False)
-                if r.guid not in paired
-            ]
+            buckets = {store.bucket(p[3]) for p in parsed if isinstance(p, tuple)}
+            pool = (
+                [r for r in self._pool_rows(ds, model, subscriber, buckets) if r.guid not in paired]
+                if st.get("pool_left", 1) > 0
+                else []
+            )
             by_hash: dict[str, list] = {}
+            by_bucket: dict[Any, list] = {}
             by_guid = {r.guid: r for r in pool}
+            keys = {}
             for r in pool:
                 by_hash.setdefault(store.hash(store.project(r.fields, supported)), []).append(r)
-            keys = {r.guid: store.key(r.fields) for r in pool}
+                keys[r.guid] = store.key(r.fields)
+                by_bucket.setdefault(store.bucket(keys[r.guid]), []).append(r)
         new_rows: list = []
         changed_rows: dict[str, Any] = {}
         new_maps: list[ItemMap] = []
         changed_maps: dict[int, ItemMap] = {}
         conflicts: list[SyncConflict] = []
         counts = st["counts"]
-        for cmd, item, data in ops:
+        for (cmd, item, _data), p in zip(ops, parsed, strict=True):
             luid = _luid(item)
             if isinstance(cmd, Delete):
                 m = maps.get(luid)
@@ -848,25 +922,24 @@ class _Engine:
                 else:
                     self.status(cmd, 200, source=luid)
                 continue
-            try:
-                fields = store.parse(data, _item_type(cmd, item))
-            except ItemError as exc:
-                self.status(cmd, exc.status, source=luid)
-                self._note_error(f"item {luid}: {exc}")
+            if isinstance(p, ItemError):
+                self.status(cmd, p.status, source=luid)
+                self._note_error(f"item {luid}: {p}")
                 continue
-            client_view = store.project(fields, supported)
-            client_hash = store.hash(client_view)
+            fields, client_view, client_hash, key = p
             m = maps.get(luid)
             created_status = 201 if isinstance(cmd, Add) else 200
             if m is None and slowish and pool is not None:
-                row = self._pair(store, st, luid, fields, client_hash, by_hash, by_guid, keys)
+                row = self._pair(store, st, luid, key, client_hash, by_hash, by_bucket, by_guid,
+                                 keys)  # fmt: skip
                 if row is None:
-                    row = self._new_row(model, subscriber, store, fields, new_rows)
+                    row = self._new_row(model, subscriber, store, fields, new_rows, key)
                     st["paired"].append(row.guid)  # not an unpaired server item at the end
                     counts["ca"] += 1
                     shadow = client_view
                 else:
                     st["paired"].append(row.guid)
+                    st["pool_left"] = st.get("pool_left", 1) - 1
                     if st["mode"] == 203:  # refresh from client: its copy wins, hidden kept
                         merged, _c = store.merge3(
                             store.project(row.fields, supported), row.fields, fields,
@@ -882,14 +955,15 @@ class _Engine:
                     shadow = client_view
                     if store.hash(store.project(merged, supported)) != client_hash:
                         st["touched"].append(row.guid)
-                new_maps.append(_map(sync_state, luid, row.guid, shadow, store))
+                shadow_hash = client_hash if shadow is client_view else store.hash(shadow)
+                new_maps.append(_map(sync_state, luid, row.guid, shadow, shadow_hash))
                 maps[luid] = new_maps[-1]
                 self.status(cmd, created_status, source=luid)
                 continue
             if m is None:
-                row = self._new_row(model, subscriber, store, fields, new_rows)
+                row = self._new_row(model, subscriber, store, fields, new_rows, key)
                 counts["ca"] += 1
-                new_maps.append(_map(sync_state, luid, row.guid, client_view, store))
+                new_maps.append(_map(sync_state, luid, row.guid, client_view, client_hash))
                 maps[luid] = new_maps[-1]
                 self.status(cmd, created_status, source=luid)
                 continue
@@ -928,40 +1002,44 @@ class _Engine:
                 changed_maps[m.pk] = m
             self.status(cmd, 200, source=luid)
         self._save_rows(model, new_rows, changed_rows)
-        if new_maps:
-            ItemMap.objects.bulk_create(new_maps)
+        _copy_insert(ItemMap, new_maps)
         if changed_maps:
             ItemMap.objects.bulk_update(
                 list(changed_maps.values()), ["guid", "shadow", "shadow_hash"]
             )
         if conflicts:
+            self._persist_session()
+            for c in conflicts:
+                c.session = self.session
             SyncConflict.objects.bulk_create(conflicts)
             counts["conf"] += len(conflicts)
 
-    def _pair(self, store, st, luid, fields, client_hash, by_hash, by_guid, keys):  # type: ignore[no-untyped-def]
-        """A server item for a slow-sync client item: old map, same content, or a twin."""
+    def _pool_rows(self, ds, model, subscriber, buckets):  # type: ignore[no-untyped-def]
+        live = model.objects.filter(subscriber=subscriber, deleted=False)
+        if ds != "contacts":
+            return list(live)  # a device inventory is small
+        if not buckets:
+            return []
+        return list(live.filter(name_norm__in=sorted({b[:200] for b in buckets})))
 
-        def take(row):  # type: ignore[no-untyped-def]
-            by_guid.pop(row.guid, None)
-            for lst in by_hash.values():
-                if row in lst:
-                    lst.remove(row)
-            return row
+    def _pair(self, store, st, luid, key, client_hash, by_hash, by_bucket, by_guid, keys):  # type: ignore[no-untyped-def]
+        """A server item for a slow-sync client item: old map, same content, or a twin.
 
-        key = store.key(fields)
+        A paired row leaves `by_guid`; the hash and name indexes skip rows no longer in it.
+        """
         guid = st.get("old_maps", {}).get(luid)
         if guid in by_guid and keys[guid][0] == key[0]:
-            return take(by_guid[guid])
-        same = by_hash.get(client_hash)
-        if same:
-            return take(same[0])
-        for guid, row in list(by_guid.items()):
-            if store.is_twin(keys[guid], key):
-                return take(row)
+            return by_guid.pop(guid)
+        for row in by_hash.get(client_hash, ()):
+            if row.guid in by_guid:
+                return by_guid.pop(row.guid)
+        for row in by_bucket.get(store.bucket(key), ()):
+            if row.guid in by_guid and store.is_twin(keys[row.guid], key):
+                return by_guid.pop(row.guid)
         return None
 
-    def _new_row(self, model, subscriber, store, fields, new_rows):  # type: ignore[no-untyped-def]
-        row = model(subscriber=subscriber, **store.row_values(fields))
+    def _new_row(self, model, subscriber, store, fields, new_rows, key=None):  # type: ignore[no-untyped-def]
+        row = model(subscriber=subscriber, **store.row_values(fields, key))
         new_rows.append(row)
         return row
 
@@ -976,8 +1054,7 @@ class _Engine:
         for row, seq in zip([*new_rows, *changed_rows.values()], seqs, strict=True):
             row.seq = seq
             row.updated = now
-        if new_rows:
-            model.objects.bulk_create(new_rows)
+        _copy_insert(model, new_rows)
         if changed_rows:
             names = ["fields", "deleted", "seq", "updated"]
             names += (
@@ -1110,7 +1187,12 @@ class _Engine:
             ]
         if not guids:
             return
+        if st.get("store_size") is None:
+            # The store as the session found it: rows that came alive in it are not counted.
+            live = model.objects.filter(subscriber=subscriber, deleted=False).count()
+            st["store_size"] = max(live - st["counts"]["ca"], 0)
         if len(guids) >= GUARD_MIN_ITEMS and len(guids) > GUARD_FRACTION * st["store_size"]:
+            self._persist_session()
             HeldDelete.objects.create(
                 session=self.session,
                 subscriber=subscriber,
@@ -1144,33 +1226,47 @@ class _Engine:
         self._prepare(ds, st, sync_state)
         rows_q = model.objects.filter(subscriber=subscriber)
         mode = st["mode"]
+        last_seq = st.get("last_seq", sync_state.last_seq)
         if mode not in SEND_MODES:
             # Nothing went to the handset: server changes stay pending for the next session.
-            st["seq_snapshot"] = sync_state.last_seq
+            st["seq_snapshot"] = last_seq
             return
-        st["seq_snapshot"] = rows_q.aggregate(m=Max("seq"))["m"] or 0
-        maps = {m.guid: m for m in ItemMap.objects.filter(state=sync_state)}
         if mode in (201, 205):
+            st["seq_snapshot"] = rows_q.aggregate(m=Max("seq"))["m"] or 0
             candidates = rows_q.filter(deleted=False)
         else:
-            candidates = rows_q.filter(seq__gt=sync_state.last_seq) | rows_q.filter(
-                guid__in=st["touched"]
-            )
+            # Every row changed since the last session is a candidate, so the highest seq
+            # among them is the store's: no separate MAX query.
+            candidates = rows_q.filter(Q(seq__gt=last_seq) | Q(guid__in=st["touched"]))
+        rows = list(candidates.only("guid", "fields", "deleted", "seq").order_by("id"))
+        if mode not in (201, 205):
+            st["seq_snapshot"] = max([last_seq, *(r.seq for r in rows)])
+        if not rows:
+            st["noc"] = 0
+            return
+        guids = [r.guid for r in rows]
+        maps_q = ItemMap.objects.filter(state=sync_state)
+        if len(guids) <= 5000:
+            maps_q = maps_q.filter(guid__in=guids)
+        maps = {m.guid: m for m in maps_q}
         store = self.store(ds)
         supported = self.device.vcard_properties if ds == "contacts" else None
         outbox = self.state["outbox"]
-        for row in candidates.only("guid", "fields", "deleted").order_by("id"):
+        unmapped_deleted: list[int] = []
+        for row in rows:
             m = maps.get(row.guid)
             if row.deleted:
                 if m is not None and m.luid:
                     outbox.append({"ds": ds, "op": "Delete", "guid": row.guid, "luid": m.luid})
                 elif m is not None:
-                    m.delete()
+                    unmapped_deleted.append(m.pk)
                 continue
             if m is None or not m.luid:
                 outbox.append({"ds": ds, "op": "Add", "guid": row.guid, "luid": None})
             elif store.hash(store.project(row.fields, supported)) != m.shadow_hash:
                 outbox.append({"ds": ds, "op": "Replace", "guid": row.guid, "luid": m.luid})
+        if unmapped_deleted:
+            ItemMap.objects.filter(pk__in=unmapped_deleted).delete()
         st["noc"] = sum(1 for e in outbox if e["ds"] == ds)
 
     # -- the reply
@@ -1207,6 +1303,10 @@ class _Engine:
         if phase == "done":
             self._complete()
         out = serialize_message(reply, self.encoding)
+        msg_id = hdr.msg_id[:16]
+        seen = self.state.setdefault("seen", [])
+        if msg_id not in seen:
+            seen.append(msg_id)
         session.state = self.state
         session.last_activity = timezone.now()
         session.message_count += 1
@@ -1214,11 +1314,10 @@ class _Engine:
         session.save()
         SyncMessage.objects.create(
             session=session,
-            msg_id=hdr.msg_id[:16],
+            msg_id=msg_id,
             request_size=len(self.body),
             response_size=len(out),
-            request_log=_redacted(self.msg),
-            response_log=_redacted(reply),
+            request=pack_request(self.body, self.msg),
             response=out,
         )
         return Reply(out, CONTENT_TYPE_WBXML if self.encoding == "wbxml" else CONTENT_TYPE_XML)
@@ -1364,6 +1463,7 @@ class _Engine:
 
     def _complete(self) -> None:
         now = timezone.now()
+        self._persist_session()
         for ds, st in self.state["stores"].items():
             SyncState.objects.filter(pk=self._sync_state(ds).pk).update(
                 client_anchor=(st["client_next"] or "")[:64],
@@ -1431,8 +1531,8 @@ def _utf8_cut(data: bytes, n: int) -> int:
     return n
 
 
-def _map(state: SyncState, luid: str, guid: str, shadow: dict, store) -> ItemMap:  # type: ignore[no-untyped-def]
-    return ItemMap(state=state, luid=luid, guid=guid, shadow=shadow, shadow_hash=store.hash(shadow))
+def _map(state: SyncState, luid: str, guid: str, shadow: dict, shadow_hash: str) -> ItemMap:
+    return ItemMap(state=state, luid=luid, guid=guid, shadow=shadow, shadow_hash=shadow_hash)
 
 
 def _imei(dev_id: str) -> str:
