@@ -45,6 +45,9 @@ def process_inbound_batch_task(self, inbound_ids: list[int]) -> int:  # type: ig
 
 @shared_task(name="cardmgmt.expire_overdue_messages", expires=60)
 def expire_overdue_messages_task() -> int:
+    from cardmgmt.services.recovery import process_unprocessed_inbound
+
+    process_unprocessed_inbound()
     return services.expire_overdue_messages()
 
 

@@ -12,7 +12,7 @@ from django.utils import timezone
 from cardmgmt.choices import InboundVerdict, OtaJobState, OtaMessageState
 from cardmgmt.models import InboundMessage, OtaJob, OtaMessage
 
-__all__ = ["recover_stalled_work"]
+__all__ = ["process_unprocessed_inbound", "recover_stalled_work"]
 
 GRACE = datetime.timedelta(seconds=20)
 ACTIVE = (OtaMessageState.QUEUED, OtaMessageState.SUBMITTED, OtaMessageState.DELIVERED)
@@ -51,3 +51,20 @@ def recover_stalled_work(*, now: datetime.datetime | None = None, limit: int = 2
     if unprocessed:
         process_inbound_batch_task.delay(unprocessed)
     return count + len(unprocessed)
+
+
+def process_unprocessed_inbound(*, older_than: float = 2.0, limit: int = 5000) -> int:
+    """Process, here and now, deliver_sm stored but not yet processed. Run before expiring
+    messages for lack of a PoR: a PoR that arrived must win over the timeout, or a step the
+    card already ran would be sent again."""
+    from cardmgmt.services.delivery import process_inbound
+
+    before = timezone.now() - datetime.timedelta(seconds=older_than)
+    ids = list(
+        InboundMessage.objects.filter(verdict=InboundVerdict.PENDING, received__lte=before)
+        .order_by("pk")
+        .values_list("pk", flat=True)[:limit]
+    )
+    for inbound_id in ids:
+        process_inbound(inbound_id=inbound_id)
+    return len(ids)

@@ -9,7 +9,7 @@ from cardmgmt import services
 from cardmgmt.choices import OtaJobState
 from cardmgmt.models import InboundMessage, Installation, KeySet, OtaJob, OtaMessage, SmsSegment
 from cardmgmt.ota import syncapplet
-from cardmgmt.services.recovery import recover_stalled_work
+from cardmgmt.services.recovery import process_unprocessed_inbound, recover_stalled_work
 from portal.context import Actor
 from tests.conftest import wait_for
 
@@ -31,6 +31,7 @@ def run_job(card, operation, version=None, parameters=None, timeout=60, expire=F
 def finish(job, timeout=60, expire=False):
     def done():
         if expire:  # what beat does (the lab profile's PoR timeout is 5 s)
+            process_unprocessed_inbound()
             services.expire_overdue_messages()
             recover_stalled_work()
         current = OtaJob.objects.get(pk=job.pk)
