@@ -135,7 +135,7 @@ def campaign_lab(transactional_db, celery_worker, tmp_path, request):
         password=PASSWORD,
         source_addr=OTA_ADDRESS,
         tps=2000,
-        window=64,
+        window=16,  # a wider window exhausts the link's Redis pool (MaxConnectionsError)
     )
     process = LinkProcess()
     process.start()

@@ -1,0 +1,259 @@
+"""A 1,000,000-target campaign on PostgreSQL (docs/campaigns.md, "Performance").
+
+Runs against its own database (`<name>_campaigns_bench`), created and dropped here. Cards, key
+sets (sealed) and subscribers are generated with COPY. The campaign's action is the
+single-packet sync trigger. Measured:
+
+1. planning: `plan_next_chunk` called in a loop in this process, exactly the code the
+   `campaigns.plan_chunk` task runs (keyset pagination, one counter UPDATE per chunk, keys
+   unsealed and packets secured, OtaJob/OtaMessage/CampaignTarget rows COPYed, one audit entry
+   per chunk): secured packets built and persisted per second, and this process's peak RSS;
+2. the SMPP link (`LinkRunner`) draining the queued packets into the SMSC simulator's sink
+   router, which accepts everything, for `BENCH_LINK_SECONDS`: submits per second.
+
+`BENCH_TARGETS` changes the size (default 1,000,000); `BENCH_CHUNK` the chunk (5000).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import environ  # noqa: E402
+import psycopg  # noqa: E402
+from psycopg import sql  # noqa: E402
+
+TARGETS = int(os.environ.get("BENCH_TARGETS", "1000000"))
+CHUNK = int(os.environ.get("BENCH_CHUNK", "5000"))
+LINK_SECONDS = float(os.environ.get("BENCH_LINK_SECONDS", "20"))
+RATE_TARGET = 10_000.0
+RSS_LIMIT_MB = 300.0
+
+base = environ.Env.db_url_config(
+    os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/portal")
+)
+if "postgresql" not in base["ENGINE"]:
+    sys.exit("bench_campaigns needs DATABASE_URL on PostgreSQL")
+BENCH_DB = f"{base['NAME']}_campaigns_bench"
+admin = {
+    "host": base["HOST"] or "127.0.0.1",
+    "port": base["PORT"] or 5432,
+    "user": base["USER"] or "postgres",
+}
+with psycopg.connect(dbname="postgres", autocommit=True, **admin) as conn:
+    conn.execute(
+        sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(BENCH_DB))
+    )
+    conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(BENCH_DB)))
+os.environ["DATABASE_URL"] = (
+    f"postgres://{admin['user']}@{admin['host']}:{admin['port']}/{BENCH_DB}"
+)
+os.environ["PORTAL_DATA_DIR"] = str(ROOT / "data" / "bench")
+# Planning measured on its own: no backlog limit (the link drains afterwards).
+_settings_dir = Path(tempfile.mkdtemp(prefix="bench-campaigns-"))
+(_settings_dir / "bench_campaigns_settings.py").write_text(
+    "from portal.settings import *  # noqa: F403\nCAMPAIGNS_MAX_BACKLOG = 0\n"
+)
+sys.path.insert(0, str(_settings_dir))
+os.environ["DJANGO_SETTINGS_MODULE"] = "bench_campaigns_settings"
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.core.management import call_command  # noqa: E402
+from django.db import connection  # noqa: E402
+
+from benchmarks.figures import Figure, print_figures  # noqa: E402
+from campaigns import services as campaigns  # noqa: E402
+from campaigns.models import CampaignRun, CampaignTarget  # noqa: E402
+from cardmgmt import services as inventory  # noqa: E402
+from cardmgmt.models import OtaMessage  # noqa: E402
+from cardmgmt.validators import luhn_check_digit  # noqa: E402
+from portal import crypto  # noqa: E402
+from portal.context import Actor  # noqa: E402
+
+ACTOR = Actor.command("bench")
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def generate(count: int) -> float:
+    profile = inventory.create_card_profile(
+        actor=ACTOR, name="Bench AES", vendor="Bench", algorithms=["aes128"]
+    )
+    kic = crypto.seal(bytes(range(16)), "kic")
+    kid = crypto.seal(bytes(range(16, 32)), "kid")
+    started = time.perf_counter()
+    with connection.cursor() as cursor:
+        raw = cursor.cursor
+        with raw.copy(
+            "COPY cardmgmt_card (id, iccid, imsi, profile_id, status, import_digest, created, "
+            "updated) FROM STDIN"
+        ) as copy:
+            for n in range(1, count + 1):
+                body = f"8949055{n:011d}"
+                copy.write_row(
+                    (n, body + str(luhn_check_digit(body)), f"26255{n:010d}", profile.pk,
+                     "active", "", "now", "now")
+                )  # fmt: skip
+        with raw.copy(
+            "COPY cardmgmt_keyset (card_id, kvn, algorithm, kic, kid, kik, counter) FROM STDIN"
+        ) as copy:
+            for n in range(1, count + 1):
+                copy.write_row((n, 1, "aes128", kic, kid, None, 0))
+        with raw.copy(
+            "COPY cardmgmt_subscriber (id, msisdn, status, card_id, import_digest, created, "
+            "updated) FROM STDIN"
+        ) as copy:
+            for n in range(1, count + 1):
+                copy.write_row((n, f"+49160{n:08d}", "active", n, "", "now", "now"))
+        for table in ("cardmgmt_card", "cardmgmt_subscriber"):
+            cursor.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), {count})")
+        cursor.execute("ANALYZE")
+    return time.perf_counter() - started
+
+
+def plan_all(run: CampaignRun) -> tuple[float, float]:
+    started = time.perf_counter()
+    cursor = 0
+    peak = rss_mb()
+    while True:
+        outcome = campaigns.plan_next_chunk(run_id=run.pk, cursor=cursor)
+        peak = max(peak, rss_mb())
+        if outcome.status != "planned":
+            break
+        cursor = CampaignRun.objects.values_list("cursor", flat=True).get(pk=run.pk)
+        run_now = CampaignRun.objects.get(pk=run.pk)
+        if run_now.planning_done:
+            break
+    return time.perf_counter() - started, peak
+
+
+def drain(seconds: float) -> tuple[int, float]:
+    """The real link process (`manage.py run_smpp_link`) submitting into the SMSC simulator's
+    sink router (a thread here): how many packets it takes off the queue per second."""
+    import subprocess
+    import threading
+
+    from handset.smsc import SinkRouter, SmscSimulator
+
+    loop = asyncio.new_event_loop()
+    threading.Thread(target=loop.run_forever, daemon=True).start()
+    smsc = SmscSimulator({"ota": "secret"}, router=SinkRouter(), log_limit=1000)
+    asyncio.run_coroutine_threadsafe(smsc.start(), loop).result(30)
+    inventory.save_smsc_link(
+        actor=ACTOR,
+        name="sink",
+        host="127.0.0.1",
+        port=smsc.port,
+        system_id="ota",
+        password="secret",
+        source_addr="12345",
+        tps=100_000,
+        window=16,
+    )
+    env = dict(os.environ, PYTHONPATH=f"{_settings_dir}:{ROOT}")
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "run_smpp_link"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        before = OtaMessage.objects.exclude(state="queued").count()
+        while OtaMessage.objects.exclude(state="queued").count() == before:
+            time.sleep(0.2)  # bound and claiming
+        started = time.perf_counter()
+        first = OtaMessage.objects.exclude(state="queued").count()
+        time.sleep(seconds)
+        done = OtaMessage.objects.exclude(state="queued").count() - first
+        return done, time.perf_counter() - started
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait(30)
+        asyncio.run_coroutine_threadsafe(smsc.stop(), loop).result(30)
+
+
+def main() -> None:
+    call_command("migrate", verbosity=0)
+    gen_s = generate(TARGETS)
+    print(f"generated {TARGETS:,} cards, key sets and subscribers in {gen_s:.1f} s (COPY)")
+    campaign = campaigns.create_campaign(
+        actor=ACTOR, name="bench", action="trigger_sync", chunk_size=min(CHUNK, 10000)
+    )
+    t0 = time.perf_counter()
+    run = campaigns.start_run(actor=ACTOR, campaign=campaign)
+    start_s = time.perf_counter() - t0
+    if os.environ.get("BENCH_PROFILE"):
+        import cProfile
+        import pstats
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+        seconds, peak = plan_all(run)
+        profiler.disable()
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(22)
+    else:
+        seconds, peak = plan_all(run)
+    run = CampaignRun.objects.get(pk=run.pk)
+    persisted = OtaMessage.objects.filter(state="queued").count()
+    targets = CampaignTarget.objects.filter(run=run).count()
+    assert targets == TARGETS == run.planned, (targets, run.planned)
+    assert persisted == TARGETS
+    rate = TARGETS / seconds
+    print(
+        f"planned {TARGETS:,} targets in {seconds:.1f} s ({rate:,.0f}/s), chunks of {CHUNK}; "
+        f"start_run (count) {start_s:.2f} s; peak RSS {peak:.0f} MB"
+    )
+    submitted, link_s = drain(LINK_SECONDS) if LINK_SECONDS > 0 else (0, 1.0)
+    figures = [
+        Figure(
+            f"campaign planning, {TARGETS:,} targets (trigger, 1 packet)",
+            rate,
+            "packets/s",
+            RATE_TARGET,
+        ),
+        Figure(
+            "  planning time for the whole campaign",
+            seconds,
+            "s",
+            TARGETS / RATE_TARGET,
+            higher_is_better=False,
+        ),
+        Figure("  planning worker peak RSS", peak, "MB", RSS_LIMIT_MB, higher_is_better=False),
+    ]
+    if LINK_SECONDS > 0:
+        figures.append(
+            Figure(
+                "SMPP link into a sink (one link process)",
+                submitted / link_s,
+                "submits/s",
+                RATE_TARGET,
+                peer=f"{submitted:,} submitted in {link_s:.0f} s",
+            )
+        )
+    print_figures("campaigns", figures)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    finally:
+        connection.close()
+        with psycopg.connect(dbname="postgres", autocommit=True, **admin) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(BENCH_DB))
+            )
