@@ -26,7 +26,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, JSONField, Max, Q
+from django.db.models import JSONField, Max
 from django.utils import timezone
 
 from portal.audit import record_change
@@ -83,6 +83,7 @@ from sync.syncml import (
     serialize_message,
 )
 from sync.syncml.auth import (
+from sync.sequence import next_change_seqs
     AUTH_BASIC,
     AUTH_MD5,
     credential_user,
@@ -129,12 +130,7 @@ def _anchor_now() -> str:
 
 
 def _next_seqs(n: int) -> list[int]:
-    if n <= 0:
-        return []
-    with connection.cursor() as cur:
-        cur.execute("SELECT nextval('sync_change_seq') FROM generate_series(1, %s)", [n])
-        return [r[0] for r in cur.fetchall()]
-
+    return next_change_seqs(n)
 
 def _copy_insert(model, objs: list) -> None:  # type: ignore[no-untyped-def]
     """Insert many new rows: COPY on PostgreSQL (no RETURNING needed: the engine keys rows by
@@ -158,6 +154,90 @@ def _copy_insert(model, objs: list) -> None:  # type: ignore[no-untyped-def]
         for obj in objs:
             d = obj.__dict__
             copy.write_row([p(d[name]) for name, p in preps])
+
+
+def _columns(model, alias: str) -> tuple[list, str]:  # type: ignore[no-untyped-def]
+    fields = list(model._meta.concrete_fields)
+    qn = connection.ops.quote_name
+    return fields, ", ".join(f"{alias}.{qn(f.column)}" for f in fields)
+
+
+def _instance(model, fields: list, values):  # type: ignore[no-untyped-def]
+    out = []
+    for f, v in zip(fields, values, strict=True):
+        if v is not None and hasattr(f, "from_db_value"):
+            v = f.from_db_value(v, None, connection)
+        out.append(v)
+    return model.from_db(connection.alias, [f.attname for f in fields], out)
+
+
+def _select_one(model, where: str, params: list, *, prefix: str = "SELECT"):  # type: ignore[no-untyped-def]
+    """One row of `model` as an instance, by plain SQL (`where` uses the alias ``t``)."""
+    fields, cols = _columns(model, "t")
+    table = connection.ops.quote_name(model._meta.db_table)
+    with connection.cursor() as cur:
+        cur.execute(f"{prefix} {cols} FROM {table} t WHERE {where} LIMIT 1", params)
+        row = cur.fetchone()
+    return None if row is None else _instance(model, fields, row)
+
+
+def _load_session(token: str) -> SyncSession | None:
+    """The session of a RespURI token, locked, with its profile and device, in one query.
+
+    Plain SQL: every message after the first starts here, and building the equivalent
+    select_related query costs more CPU than running it.
+    """
+    sf, scols = _columns(SyncSession, "s")
+    pf, pcols = _columns(SyncProfile, "p")
+    df, dcols = _columns(Device, "d")
+    with connection.cursor() as cur:
+        cur.execute(
+            f"SELECT {scols}, {pcols}, {dcols} FROM sync_syncsession s"
+            " JOIN sync_syncprofile p ON p.id = s.profile_id"
+            " LEFT JOIN sync_device d ON d.id = s.device_id"
+            " WHERE s.token = %s FOR UPDATE OF s",
+            [token],
+        )
+        row = cur.fetchone()
+    if row is None:
+        return None
+    n, m = len(sf), len(sf) + len(pf)
+    session = _instance(SyncSession, sf, row[:n])
+    session.profile = _instance(SyncProfile, pf, row[n:m])
+    session.device = _instance(Device, df, row[m:]) if row[m] is not None else None
+    return session
+
+
+# The columns of SyncSession the engine changes after the first INSERT.
+_SESSION_COLUMNS = (
+    "state", "modes", "device_id", "status", "finished", "error", "last_activity",
+    "message_count", "client_added", "client_replaced", "client_deleted", "server_added",
+    "server_replaced", "server_deleted", "conflict_count",
+)  # fmt: skip
+_MESSAGE_INSERT = (
+    "INSERT INTO sync_syncmessage (session_id, msg_id, received, request_size,"
+    " response_size, request, response, resent) VALUES (%s, %s, %s, %s, %s, %s, %s, 0)"
+)
+
+
+def _insert_message(session_id: int, message: list) -> None:
+    with connection.cursor() as cur:
+        cur.execute(_MESSAGE_INSERT, [session_id, *message])
+
+
+def _save_session_and_message(session: SyncSession, message: list) -> None:
+    """The session's new state and the message log row in one statement (one round trip):
+    this runs for every message of every session."""
+    values = []
+    for name in _SESSION_COLUMNS:
+        field = SyncSession._meta.get_field(name.removesuffix("_id"))
+        values.append(field.get_db_prep_save(getattr(session, name), connection))
+    sets = ", ".join(f"{name} = %s" for name in _SESSION_COLUMNS)
+    with connection.cursor() as cur:
+        cur.execute(
+            f"WITH s AS (UPDATE sync_syncsession SET {sets} WHERE id = %s) {_MESSAGE_INSERT}",
+            [*values, session.pk, session.pk, *message],
+        )
 
 
 def _row_model(ds: str):  # type: ignore[no-untyped-def]
@@ -266,12 +346,7 @@ class _Engine:
     def run(self) -> Reply:
         hdr = self.msg.hdr
         if self.token:
-            session = (
-                SyncSession.objects.select_for_update(of=("self",))
-                .select_related("profile__subscriber", "device")
-                .filter(token=self.token)
-                .first()
-            )
+            session = _load_session(self.token)
             if session is None:
                 return _text_reply(404, "unknown or expired SyncML session")
             cached = self._cached(session)
@@ -283,16 +358,19 @@ class _Engine:
             self.state = session.state
             header_status = self._header_status(200)
         else:
-            recent = (
-                SyncSession.objects.select_for_update()
-                .filter(
-                    client_dev_id=self.dev_id[:128],
-                    client_session_id=hdr.session_id[:64],
-                    started__gte=timezone.now() - RESEND_WINDOW,
+            recent = None
+            with connection.cursor() as cur:
+                # Hot path (every session's first message): plain SQL, the index
+                # syncsession_client_ids; the row is loaded only for a resend candidate.
+                cur.execute(
+                    "SELECT id FROM sync_syncsession WHERE client_dev_id = %s"
+                    " AND client_session_id = %s AND started >= %s"
+                    " ORDER BY started DESC LIMIT 1",
+                    [self.dev_id[:128], hdr.session_id[:64], timezone.now() - RESEND_WINDOW],
                 )
-                .order_by("-started")
-                .first()
-            )
+                found = cur.fetchone()
+            if found is not None:
+                recent = SyncSession.objects.select_for_update().filter(pk=found[0]).first()
             if recent is not None:
                 cached = self._cached(recent)
                 if cached is not None:
@@ -361,23 +439,27 @@ class _Engine:
 
     def _throttled(self, user: str) -> bool:
         since = timezone.now() - AUTH_FAIL_WINDOW
-        conds = {}
+        conds = []
         if self.dev_id:
-            conds["dev"] = Q(dev_id=self.dev_id[:128])
+            conds.append(("dev_id", self.dev_id[:128]))
         if user:
-            conds["user"] = Q(username=user[:128])
+            conds.append(("username", user[:128]))
         if self.address:
-            conds["addr"] = Q(address=self.address)
+            conds.append(("address", self.address))
         if not conds:
             return False
-        # One query for the three counters (each column has its own index).
-        either = Q()
-        for q in conds.values():
-            either |= q
-        counts = AuthFailure.objects.filter(either, time__gte=since).aggregate(
-            **{k: Count("pk", filter=q) for k, q in conds.items()}
-        )
-        return any((n or 0) >= AUTH_FAIL_LIMIT for n in counts.values())
+        # One query for the three counters (each column has its own index); plain SQL because
+        # it runs for every session.
+        counters = ", ".join(f"count(*) FILTER (WHERE {col} = %s)" for col, _v in conds)
+        either = " OR ".join(f"{col} = %s" for col, _v in conds)
+        values = [v for _c, v in conds]
+        with connection.cursor() as cur:
+            cur.execute(
+                f"SELECT {counters} FROM sync_authfailure WHERE time >= %s AND ({either})",
+                [*values, since, *values],
+            )
+            counts = cur.fetchone()
+        return any((n or 0) >= AUTH_FAIL_LIMIT for n in counts)
 
     def _authenticate(self) -> Status:
         hdr = self.msg.hdr
@@ -401,7 +483,7 @@ class _Engine:
             log.warning("SyncML authentication throttled: user=%r device=%r", user, self.dev_id)
             return self._header_status(417)  # retry later
         profile = (
-            SyncProfile.objects.select_related("subscriber").filter(username=user).first()
+            _select_one(SyncProfile, "t.username = %s", [user])
             if user
             else None
         )
@@ -488,7 +570,7 @@ class _Engine:
         # Saved (one INSERT) with the reply, or earlier when a row needs its key.
         self.session = SyncSession(
             profile=self.profile,
-            subscriber=self.profile.subscriber,
+            subscriber_id=self.profile.subscriber_id,
             token=secrets.token_urlsafe(24),
             client_session_id=hdr.session_id[:64],
             client_dev_id=self.dev_id[:128],
@@ -552,20 +634,31 @@ class _Engine:
             self.devinf = items[0].data
 
     def _device(self) -> Device:
-        subscriber = self.profile.subscriber
+        subscriber = self.profile.subscriber_id
         devinf: DevInf | None = getattr(self, "devinf", None)
         dev_id = (devinf.dev_id if devinf and devinf.dev_id else self.dev_id)[:128]
         device = self.session.device
-        if device is None or device.dev_id != dev_id:
-            device = Device.objects.filter(subscriber=subscriber, dev_id=dev_id).first()
         now = timezone.now()
+        seen_now = False
+        if device is None or device.dev_id != dev_id:
+            # The usual case in one statement: the known handset, its last_seen moved on.
+            fields, cols = _columns(Device, "sync_device")
+            with connection.cursor() as cur:
+                cur.execute(
+                    f"UPDATE sync_device SET last_seen = %s WHERE subscriber_id = %s"
+                    f" AND dev_id = %s RETURNING {cols}",
+                    [now, subscriber, dev_id],
+                )
+                row = cur.fetchone()
+            device = None if row is None else _instance(Device, fields, row)
+            seen_now = device is not None
         actor = Actor(kind="system", label=f"syncml {self.profile.username}")
         if device is None:
             previous = list(
-                Device.objects.filter(subscriber=subscriber, current=True).exclude(dev_id=dev_id)
+                Device.objects.filter(subscriber_id=subscriber, current=True).exclude(dev_id=dev_id)
             )
             device = Device.objects.create(
-                subscriber=subscriber, dev_id=dev_id, imei=_imei(dev_id), first_seen=now,
+                subscriber_id=subscriber, dev_id=dev_id, imei=_imei(dev_id), first_seen=now,
                 last_seen=now,
             )  # fmt: skip
             DeviceEvent.objects.create(device=device, kind=DeviceEventKind.FIRST_SEEN)
@@ -589,13 +682,14 @@ class _Engine:
                 record_change(actor=actor, action=AuditAction.CREATE, instance=device,
                               after={"dev_id": dev_id}, message="first SyncML contact")  # fmt: skip
         elif not device.current:
-            Device.objects.filter(subscriber=subscriber, current=True).update(current=False)
+            Device.objects.filter(subscriber_id=subscriber, current=True).update(current=False)
             device.current = True
         fields = ["last_seen", "current"]
         if devinf is not None:
             fields += self._store_devinf(device, devinf)
-        device.last_seen = now
-        device.save(update_fields=fields)
+        if not (seen_now and device.current and devinf is None):
+            device.last_seen = now
+            device.save(update_fields=fields)
         if self.session.device_id != device.pk:
             self.session.device = device
         return device
@@ -654,7 +748,11 @@ class _Engine:
             self.status(cmd, 404, target=server_uri, source=client_uri)
             return
         anchor = item.meta.anchor if item.meta and item.meta.anchor else Anchor()
-        state, created = SyncState.objects.get_or_create(device=self.device, datastore=ds)
+        state = _select_one(SyncState, "t.device_id = %s AND t.datastore = %s",
+                            [self.device.pk, ds])  # fmt: skip
+        created = state is None
+        if created:
+            state, created = SyncState.objects.get_or_create(device=self.device, datastore=ds)
         self.__dict__.setdefault("_states", {})[ds] = state
         code_status = 200
         mode = code
@@ -853,7 +951,7 @@ class _Engine:
     def _apply(self, ds: str, st: dict, ops: list) -> None:
         store = self.store(ds)
         model = _row_model(ds)
-        subscriber = self.profile.subscriber
+        subscriber = self.profile.subscriber_id
         sync_state = self._sync_state(ds)
         self._prepare(ds, st, sync_state)
         supported = self.device.vcard_properties if ds == "contacts" else None
@@ -864,7 +962,7 @@ class _Engine:
         rows = {
             r.guid: r
             for r in model.objects.filter(
-                subscriber=subscriber, guid__in=[m.guid for m in maps.values()]
+                subscriber_id=subscriber, guid__in=[m.guid for m in maps.values()]
             )
         }
         # Parse every item once: its fields, the handset's view, its digest and match key.
@@ -884,7 +982,7 @@ class _Engine:
         if slowish and st.get("store_size") is None:
             # The store as this session found it (before its first new row): the pairing
             # pool, and the size the mass-delete guard compares with.
-            st["store_size"] = model.objects.filter(subscriber=subscriber, deleted=False).count()
+            st["store_size"] = model.objects.filter(subscriber_id=subscriber, deleted=False).count()
             st["pool_left"] = st["store_size"]
         if slowish:
             # Pairing candidates: only unpaired live rows that share a normalised name with an
@@ -1015,7 +1113,7 @@ class _Engine:
             counts["conf"] += len(conflicts)
 
     def _pool_rows(self, ds, model, subscriber, buckets):  # type: ignore[no-untyped-def]
-        live = model.objects.filter(subscriber=subscriber, deleted=False)
+        live = model.objects.filter(subscriber_id=subscriber, deleted=False)
         if ds != "contacts":
             return list(live)  # a device inventory is small
         if not buckets:
@@ -1039,7 +1137,7 @@ class _Engine:
         return None
 
     def _new_row(self, model, subscriber, store, fields, new_rows, key=None):  # type: ignore[no-untyped-def]
-        row = model(subscriber=subscriber, **store.row_values(fields, key))
+        row = model(subscriber_id=subscriber, **store.row_values(fields, key))
         new_rows.append(row)
         return row
 
@@ -1172,7 +1270,7 @@ class _Engine:
 
     def _finish_client_changes(self, ds: str, st: dict) -> None:
         model = _row_model(ds)
-        subscriber = self.profile.subscriber
+        subscriber = self.profile.subscriber_id
         sync_state = self._sync_state(ds)
         guids = list(dict.fromkeys(st["deletes"]))
         if st["mode"] == 203:
@@ -1180,7 +1278,7 @@ class _Engine:
             paired = set(st["paired"])
             guids += [
                 g
-                for g in model.objects.filter(subscriber=subscriber, deleted=False).values_list(
+                for g in model.objects.filter(subscriber_id=subscriber, deleted=False).values_list(
                     "guid", flat=True
                 )
                 if g not in paired
@@ -1189,13 +1287,13 @@ class _Engine:
             return
         if st.get("store_size") is None:
             # The store as the session found it: rows that came alive in it are not counted.
-            live = model.objects.filter(subscriber=subscriber, deleted=False).count()
+            live = model.objects.filter(subscriber_id=subscriber, deleted=False).count()
             st["store_size"] = max(live - st["counts"]["ca"], 0)
         if len(guids) >= GUARD_MIN_ITEMS and len(guids) > GUARD_FRACTION * st["store_size"]:
             self._persist_session()
             HeldDelete.objects.create(
                 session=self.session,
-                subscriber=subscriber,
+                subscriber_id=subscriber,
                 datastore=ds,
                 guids=guids,
                 store_size=st["store_size"],
@@ -1210,7 +1308,7 @@ class _Engine:
                 self.session.pk,
             )
             return
-        rows = list(model.objects.filter(subscriber=subscriber, guid__in=guids, deleted=False))
+        rows = list(model.objects.filter(subscriber_id=subscriber, guid__in=guids, deleted=False))
         seqs = _next_seqs(len(rows))
         now = timezone.now()
         for row, seq in zip(rows, seqs, strict=True):
@@ -1221,10 +1319,10 @@ class _Engine:
 
     def _queue_server_changes(self, ds: str, st: dict) -> None:
         model = _row_model(ds)
-        subscriber = self.profile.subscriber
+        subscriber = self.profile.subscriber_id
         sync_state = self._sync_state(ds)
         self._prepare(ds, st, sync_state)
-        rows_q = model.objects.filter(subscriber=subscriber)
+        rows_q = model.objects.filter(subscriber_id=subscriber)
         mode = st["mode"]
         last_seq = st.get("last_seq", sync_state.last_seq)
         if mode not in SEND_MODES:
@@ -1234,12 +1332,19 @@ class _Engine:
         if mode in (201, 205):
             st["seq_snapshot"] = rows_q.aggregate(m=Max("seq"))["m"] or 0
             candidates = rows_q.filter(deleted=False)
+            rows = list(candidates.only("guid", "fields", "deleted", "seq").order_by("id"))
         else:
             # Every row changed since the last session is a candidate, so the highest seq
-            # among them is the store's: no separate MAX query.
-            candidates = rows_q.filter(Q(seq__gt=last_seq) | Q(guid__in=st["touched"]))
-        rows = list(candidates.only("guid", "fields", "deleted", "seq").order_by("id"))
-        if mode not in (201, 205):
+            # among them is the store's: no separate MAX query. Plain SQL: every session
+            # runs this.
+            table = connection.ops.quote_name(model._meta.db_table)
+            rows = list(
+                model.objects.raw(
+                    f"SELECT id, guid, fields, deleted, seq FROM {table} WHERE subscriber_id = %s"
+                    " AND (seq > %s OR guid = ANY(%s)) ORDER BY id",
+                    [subscriber, last_seq, list(st["touched"])],
+                )
+            )
             st["seq_snapshot"] = max([last_seq, *(r.seq for r in rows)])
         if not rows:
             st["noc"] = 0
@@ -1308,18 +1413,16 @@ class _Engine:
         if msg_id not in seen:
             seen.append(msg_id)
         session.state = self.state
-        session.last_activity = timezone.now()
+        now = timezone.now()
+        session.last_activity = now
         session.message_count += 1
         self._update_counts()
-        session.save()
-        SyncMessage.objects.create(
-            session=session,
-            msg_id=msg_id,
-            request_size=len(self.body),
-            response_size=len(out),
-            request=pack_request(self.body, self.msg),
-            response=out,
-        )
+        message = [msg_id, now, len(self.body), len(out), pack_request(self.body, self.msg), out]
+        if session.pk is None:
+            session.save(force_insert=True)
+            _insert_message(session.pk, message)
+        else:
+            _save_session_and_message(session, message)
         return Reply(out, CONTENT_TYPE_WBXML if self.encoding == "wbxml" else CONTENT_TYPE_XML)
 
     def _fill(self, commands: list) -> bool:
@@ -1465,13 +1568,13 @@ class _Engine:
         now = timezone.now()
         self._persist_session()
         for ds, st in self.state["stores"].items():
-            SyncState.objects.filter(pk=self._sync_state(ds).pk).update(
-                client_anchor=(st["client_next"] or "")[:64],
-                server_anchor=st["server_next"],
-                last_seq=st.get("seq_snapshot", 0),
-                last_mode=st["mode"],
-                completed=now,
-            )
+            with connection.cursor() as cur:
+                cur.execute(
+                    "UPDATE sync_syncstate SET client_anchor = %s, server_anchor = %s,"
+                    " last_seq = %s, last_mode = %s, completed = %s WHERE id = %s",
+                    [(st["client_next"] or "")[:64], st["server_next"],
+                     st.get("seq_snapshot", 0), st["mode"], now, self._sync_state(ds).pk],
+                )  # fmt: skip
         s = self.session
         s.status = SessionStatus.COMPLETED
         s.finished = now
