@@ -30,7 +30,10 @@ class RedisTokenBucket:
     """`rate` messages per second for everything sharing `key`, bursts up to `burst`."""
 
     def __init__(self, url: str, key: str, rate: float, burst: float | None = None) -> None:
-        self.client = aioredis.from_url(url)
+        # A small pool that makes callers wait for a connection: a window of submits asks
+        # for tokens all at once, and must not open (or be refused) one connection each.
+        pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=4, timeout=10)
+        self.client = aioredis.Redis(connection_pool=pool)
         self.key = key
         self.rate = float(rate)
         self.burst = float(burst if burst is not None else max(1.0, rate / 10))
