@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import uuid
 
-from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.urls import reverse
 from django.utils import timezone
@@ -24,6 +23,7 @@ from sync.choices import (
     HeldDeleteStatus,
     SessionStatus,
 )
+from sync.fields import StringListField
 
 
 def new_guid() -> str:
@@ -365,8 +365,8 @@ class Contact(models.Model):
     fields = models.JSONField(default=dict)
     display_name = models.CharField(max_length=200, blank=True)
     name_norm = models.CharField(max_length=200, blank=True)
-    phones_norm = ArrayField(models.CharField(max_length=40), default=list, blank=True)
-    emails_norm = ArrayField(models.CharField(max_length=254), default=list, blank=True)
+    phones_norm = StringListField(models.CharField(max_length=40), default=list, blank=True)
+    emails_norm = StringListField(models.CharField(max_length=254), default=list, blank=True)
     deleted = models.BooleanField(default=False)
     seq = models.BigIntegerField(default=0)
     version = models.PositiveIntegerField(default=1)
@@ -418,7 +418,7 @@ class HeldDelete(models.Model):
         "cardmgmt.Subscriber", on_delete=models.CASCADE, related_name="held_deletes"
     )
     datastore = models.CharField(max_length=12, choices=Datastore.choices)
-    guids = ArrayField(models.CharField(max_length=64))
+    guids = StringListField(models.CharField(max_length=64))
     store_size = models.PositiveIntegerField()
     status = models.CharField(
         max_length=10, choices=HeldDeleteStatus.choices, default=HeldDeleteStatus.PENDING

@@ -7,7 +7,7 @@ import string
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from portal.audit import record_change, snapshot
@@ -24,6 +24,7 @@ from sync.models import (
     SyncProfileTemplate,
     default_datastores,
 )
+from sync.sequence import next_change_seqs
 from sync.stores import ContactStore, ItemError
 from sync.syncml.paramrecord import DatastoreParam, ParamRecord, encode_param_record
 from sync.syncml.san import SANMessage, SANSync, encode_san
@@ -277,9 +278,7 @@ def build_server_alert(profile: SyncProfile, *, sync_type: int = 206, session_id
 
 
 def _next_seqs(n: int) -> list[int]:
-    with connection.cursor() as cur:
-        cur.execute("SELECT nextval('sync_change_seq') FROM generate_series(1, %s)", [n])
-        return [r[0] for r in cur.fetchall()]
+    return next_change_seqs(n)
 
 
 @transaction.atomic
