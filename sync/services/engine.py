@@ -26,7 +26,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import JSONField, Max
+from django.db.models import JSONField, Max, Q
 from django.utils import timezone
 
 from portal.audit import record_change
@@ -50,6 +50,7 @@ from sync.models import (
     SyncSession,
     SyncState,
 )
+from sync.sequence import next_change_seqs
 from sync.stores import INVENTORY_TYPE, STORES, VCARD21, VCARD30, ItemError, resolve_store
 from sync.syncml import (
     CONTENT_TYPE_WBXML,
@@ -83,7 +84,6 @@ from sync.syncml import (
     serialize_message,
 )
 from sync.syncml.auth import (
-from sync.sequence import next_change_seqs
     AUTH_BASIC,
     AUTH_MD5,
     credential_user,
@@ -131,6 +131,7 @@ def _anchor_now() -> str:
 
 def _next_seqs(n: int) -> list[int]:
     return next_change_seqs(n)
+
 
 def _copy_insert(model, objs: list) -> None:  # type: ignore[no-untyped-def]
     """Insert many new rows: COPY on PostgreSQL (no RETURNING needed: the engine keys rows by
@@ -187,6 +188,13 @@ def _load_session(token: str) -> SyncSession | None:
     Plain SQL: every message after the first starts here, and building the equivalent
     select_related query costs more CPU than running it.
     """
+    if connection.vendor != "postgresql":
+        return (
+            SyncSession.objects.select_for_update(of=("self",))
+            .select_related("profile", "device")
+            .filter(token=token)
+            .first()
+        )
     sf, scols = _columns(SyncSession, "s")
     pf, pcols = _columns(SyncProfile, "p")
     df, dcols = _columns(Device, "d")
@@ -228,6 +236,10 @@ def _insert_message(session_id: int, message: list) -> None:
 def _save_session_and_message(session: SyncSession, message: list) -> None:
     """The session's new state and the message log row in one statement (one round trip):
     this runs for every message of every session."""
+    if connection.vendor != "postgresql":
+        session.save(update_fields=[n.removesuffix("_id") for n in _SESSION_COLUMNS])
+        _insert_message(session.pk, message)
+        return
     values = []
     for name in _SESSION_COLUMNS:
         field = SyncSession._meta.get_field(name.removesuffix("_id"))
@@ -450,7 +462,7 @@ class _Engine:
             return False
         # One query for the three counters (each column has its own index); plain SQL because
         # it runs for every session.
-        counters = ", ".join(f"count(*) FILTER (WHERE {col} = %s)" for col, _v in conds)
+        counters = ", ".join(f"SUM(CASE WHEN {col} = %s THEN 1 ELSE 0 END)" for col, _v in conds)
         either = " OR ".join(f"{col} = %s" for col, _v in conds)
         values = [v for _c, v in conds]
         with connection.cursor() as cur:
@@ -482,11 +494,7 @@ class _Engine:
             )
             log.warning("SyncML authentication throttled: user=%r device=%r", user, self.dev_id)
             return self._header_status(417)  # retry later
-        profile = (
-            _select_one(SyncProfile, "t.username = %s", [user])
-            if user
-            else None
-        )
+        profile = _select_one(SyncProfile, "t.username = %s", [user]) if user else None
         if profile is None:
             return self._fail(user, "unknown user", kind if kind == AUTH_BASIC else AUTH_MD5)
         try:
@@ -640,7 +648,9 @@ class _Engine:
         device = self.session.device
         now = timezone.now()
         seen_now = False
-        if device is None or device.dev_id != dev_id:
+        if (device is None or device.dev_id != dev_id) and connection.vendor != "postgresql":
+            device = Device.objects.filter(subscriber_id=subscriber, dev_id=dev_id).first()
+        elif device is None or device.dev_id != dev_id:
             # The usual case in one statement: the known handset, its last_seen moved on.
             fields, cols = _columns(Device, "sync_device")
             with connection.cursor() as cur:
@@ -1333,6 +1343,10 @@ class _Engine:
             st["seq_snapshot"] = rows_q.aggregate(m=Max("seq"))["m"] or 0
             candidates = rows_q.filter(deleted=False)
             rows = list(candidates.only("guid", "fields", "deleted", "seq").order_by("id"))
+        elif connection.vendor != "postgresql":
+            candidates = rows_q.filter(Q(seq__gt=last_seq) | Q(guid__in=st["touched"]))
+            rows = list(candidates.only("guid", "fields", "deleted", "seq").order_by("id"))
+            st["seq_snapshot"] = max([last_seq, *(r.seq for r in rows)])
         else:
             # Every row changed since the last session is a candidate, so the highest seq
             # among them is the store's: no separate MAX query. Plain SQL: every session
