@@ -4,20 +4,29 @@ It claims queued OTA messages from the database (single-card operations first), 
 SMS within the link's window and rate limit, records the SMSC message ids, and stores every
 deliver_sm (PoRs and delivery receipts) for a worker to process. It never sees a card key.
 Started by `manage.py run_smpp_link` (a Procfile entry next to the web server and workers).
+
+Inside, a pipeline that never waits for itself: a claimer keeps a small queue of claimed
+messages topped up, `window` senders take from it and keep the window full, a recorder writes
+the SMSC ids a batch at a time, and the inbound batcher stores deliver_sm. Each kind of database
+work has its own thread (and so its own connection): a slow insert of receipts does not hold up
+the next claim.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
-from asgiref.sync import sync_to_async
-from django.db import close_old_connections, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
-from cardmgmt.models import OtaMessage, SmscLink
+from cardmgmt.models import SmscLink
 from cardmgmt.services import delivery
 from cardmgmt.smpp import SmppClient, SmppCommandError, SmppError, SmppThrottledError
 from cardmgmt.smpp.dlr import InboundMessage
@@ -34,53 +43,108 @@ THROTTLE_RETRIES = 8
 
 RECEIPT_STATES = {2: "DELIVRD", 3: "EXPIRED", 4: "DELETED", 5: "UNDELIV", 8: "REJECTD"}
 
+T = TypeVar("T")
+
+
+def _close_connection() -> None:
+    connection.close()  # this thread's connection (looked up here, in the thread)
+
+
+class DbThread:
+    """One thread, and so one database connection, for one kind of database work."""
+
+    def __init__(self, name: str) -> None:
+        self.executor = ThreadPoolExecutor(1, thread_name_prefix=f"smpplink-{name}")
+
+    @staticmethod
+    def _call(fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
+        try:
+            return fn(*args, **kwargs)
+        except Exception:
+            # A connection that broke is replaced at the next call.
+            if connection.connection is not None and not connection.is_usable():
+                connection.close()
+            raise
+
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self.executor, functools.partial(self._call, fn, args, kwargs)
+        )
+
+    async def close(self) -> None:
+        try:
+            await self.run(_close_connection)
+        finally:
+            self.executor.shutdown(wait=False)
+
 
 class InboundBatcher:
     """Stores deliver_sm in batches: one transaction and one task for all that arrive within
-    `delay`. Each caller waits until its message is committed, so the SMSC is acknowledged
-    only for what is stored."""
+    `delay` (or as soon as `limit` are waiting). Every message of a batch shares one future
+    that is resolved once the batch is committed, so the SMSC is acknowledged only for what
+    is stored."""
 
-    def __init__(self, link: SmscLink, delay: float = 0.02, limit: int = 1000) -> None:
+    def __init__(
+        self,
+        link: SmscLink,
+        delay: float = 0.02,
+        limit: int = 1000,
+        db: DbThread | None = None,
+    ) -> None:
         self.link = link
         self.delay = delay
         self.limit = limit
-        self.pending: list[tuple[delivery.Inbound, asyncio.Future[None]]] = []
+        self.db = db or DbThread("inbound")
+        self.pending: list[delivery.Inbound] = []
+        self.future: asyncio.Future[None] | None = None
         self.flusher: asyncio.Task[None] | None = None
+        self._full = asyncio.Event()
 
-    async def add(self, message: delivery.Inbound) -> None:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.pending.append((message, future))
+    def add(self, message: delivery.Inbound) -> asyncio.Future[None]:
+        """Queue a message; the future resolves once it is stored (or fails if it was not)."""
+        if self.future is None:
+            self.future = asyncio.get_running_loop().create_future()
+        self.pending.append(message)
+        future = self.future
+        if len(self.pending) >= self.limit:
+            self._full.set()
         if self.flusher is None:
-            self.flusher = asyncio.create_task(self._flush())
-        await future
+            self.flusher = asyncio.create_task(self._flush_loop())
+        return future
 
-    async def _flush(self) -> None:
-        await asyncio.sleep(self.delay)
-        batch, self.pending, self.flusher = (
-            self.pending[: self.limit],
-            self.pending[self.limit :],
-            None,
-        )
-        if self.pending:
-            self.flusher = asyncio.create_task(self._flush())
+    async def _flush_loop(self) -> None:
+        # One writer at a time: what arrives during a write goes in the next batch.
         try:
-            await sync_to_async(delivery.record_inbound)(
-                link=self.link, messages=[m for m, _ in batch]
-            )
-        except Exception as exc:  # the deliver_sm will be refused and resent by the SMSC
-            for _, future in batch:
-                future.set_exception(exc)
-        else:
-            for _, future in batch:
-                future.set_result(None)
+            while self.pending:
+                if len(self.pending) < self.limit:
+                    self._full.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._full.wait(), self.delay)
+                batch, future = self.pending[: self.limit], self.future
+                self.pending = self.pending[self.limit :]
+                self.future = asyncio.get_running_loop().create_future() if self.pending else None
+                assert future is not None
+                try:
+                    await self.db.run(delivery.record_inbound, link=self.link, messages=batch)
+                except Exception as exc:  # refused below: the SMSC resends the deliver_sm
+                    log.warning("storing %d deliver_sm failed: %s", len(batch), exc)
+                    future.set_exception(exc)
+                    future.exception()  # retrieved: a batch nobody awaits is no error
+                else:
+                    future.set_result(None)
+        finally:
+            self.flusher = None
 
 
-@dataclass
 class SubmitOutcome:
-    message_id: int
-    attempt: int
-    smpp_ids: list[str] = field(default_factory=list)
-    error: str = ""
+    __slots__ = ("attempt", "error", "message_id", "smpp_ids")
+
+    def __init__(self, message_id: int, attempt: int) -> None:
+        self.message_id = message_id
+        self.attempt = attempt
+        self.smpp_ids: list[str] = []
+        self.error = ""
 
 
 def _record_outcomes(outcomes: list[SubmitOutcome]) -> None:
@@ -99,6 +163,9 @@ def _set_status(link_id: int, status: str) -> None:
     SmscLink.objects.filter(pk=link_id).update(status=status[:200], status_updated=timezone.now())
 
 
+_STOP = None
+
+
 class LinkRunner:
     """Drives one SMSC link until `stop` is set."""
 
@@ -109,10 +176,12 @@ class LinkRunner:
         rate_limiter: RateLimiter | None = None,
         poll_interval: float = 0.2,
         batch: int | None = None,
+        record_delay: float = 0.02,
     ) -> None:
         self.link = link
         self.poll_interval = poll_interval
         self.batch = batch or max(link.window * 4, 64)
+        self.record_delay = record_delay
         self.rate_limiter = rate_limiter or TokenBucket(link.tps, burst=max(1, link.tps // 10))
         self.client = SmppClient(
             link.host,
@@ -127,13 +196,18 @@ class LinkRunner:
             enquire_link_interval=30.0,
         )
         self.submitted = 0
-        self.inbound = InboundBatcher(link)
+        self.claim_db = DbThread("claim")
+        self.record_db = DbThread("record")
+        self.inbound = InboundBatcher(link, db=DbThread("inbound"))
+        self._queue: asyncio.Queue[delivery.Claimed | None] | None = None
+        self._hungry: asyncio.Event | None = None
+        self._outcomes: list[SubmitOutcome] = []
 
-    async def on_deliver(self, inbound: InboundMessage) -> None:
+    def on_deliver(self, inbound: InboundMessage) -> asyncio.Future[None]:
         state = inbound.receipt.stat if inbound.receipt else ""
         if inbound.is_receipt and inbound.state is not None:
             state = RECEIPT_STATES.get(inbound.state, str(inbound.state))
-        await self.inbound.add(
+        return self.inbound.add(
             delivery.Inbound(
                 source_addr=inbound.source_addr,
                 payload=inbound.payload,
@@ -143,7 +217,7 @@ class LinkRunner:
             )
         )
 
-    async def _submit_segment(self, message: OtaMessage, user_data: bytes) -> str:
+    async def _submit_segment(self, message: delivery.Claimed, user_data: bytes) -> str:
         for attempt in range(THROTTLE_RETRIES):
             try:
                 return await self.client.submit(
@@ -160,7 +234,7 @@ class LinkRunner:
                 await asyncio.sleep(min(0.05 * 2**attempt, 5.0))
         raise SmppThrottledError("still throttled after backing off")
 
-    async def _send(self, message: OtaMessage) -> SubmitOutcome:
+    async def _send(self, message: delivery.Claimed) -> SubmitOutcome:
         outcome = SubmitOutcome(message.pk, message.attempt)
         try:
             for user_data in message.user_data:
@@ -178,34 +252,104 @@ class LinkRunner:
             )
         return outcome
 
+    # --- the pipeline ---------------------------------------------------------------------------
+
+    async def _claimer(self, stop: asyncio.Event) -> None:
+        """Keeps the queue of claimed messages topped up while the link is bound."""
+        queue, hungry = self._queue, self._hungry
+        assert queue is not None and hungry is not None
+        bound_since = 0.0
+        low_water = max(self.batch // 2, self.client.window)
+        while not stop.is_set():
+            if not self.client.is_bound:
+                bound_since = 0.0
+                try:
+                    await asyncio.wait_for(self.client.wait_bound(), timeout=1.0)
+                except (TimeoutError, SmppError):
+                    continue
+            if not bound_since:
+                bound_since = time.monotonic()
+                await self.claim_db.run(
+                    _set_status, self.link.pk, f"bound to {self.link.host}:{self.link.port}"
+                )
+            if queue.qsize() > low_water:
+                hungry.clear()
+                await _wait_either(hungry, stop)
+                continue
+            messages = await self.claim_db.run(
+                delivery.claim_sendable_messages, link=self.link, limit=self.batch - queue.qsize()
+            )
+            for message in messages:
+                queue.put_nowait(message)
+            if len(messages) < self.batch // 4:
+                # Little or nothing queued in the database: poll again shortly.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.poll_interval)
+
+    async def _sender(self) -> None:
+        queue, hungry, outcomes = self._queue, self._hungry, self._outcomes
+        assert queue is not None and hungry is not None
+        low_water = max(self.batch // 2, self.client.window)
+        while True:
+            message = await queue.get()
+            if message is _STOP:
+                return
+            if queue.qsize() <= low_water:
+                hungry.set()
+            outcome = await self._send(message)
+            outcomes.append(outcome)
+            self.submitted += len(outcome.smpp_ids)
+
+    async def _recorder(self, senders_done: asyncio.Event) -> None:
+        """Writes the SMSC ids (and refusals) a batch at a time."""
+        while True:
+            if not self._outcomes:
+                if senders_done.is_set():
+                    return
+                await asyncio.sleep(self.record_delay)
+                continue
+            batch, self._outcomes[:] = list(self._outcomes), []
+            for attempt in range(5):
+                try:
+                    await self.record_db.run(_record_outcomes, batch)
+                    break
+                except Exception:
+                    log.exception("recording %d submit outcomes failed", len(batch))
+                    await asyncio.sleep(min(0.5 * 2**attempt, 5.0))
+            await asyncio.sleep(self.record_delay)
+
     async def run(self, stop: asyncio.Event) -> None:
         supervisor = asyncio.create_task(self.client.run_forever())
-        await sync_to_async(_set_status)(self.link.pk, "connecting")
-        bound_since = 0.0
+        self._queue = asyncio.Queue()
+        self._hungry = asyncio.Event()
+        self._outcomes = []
+        senders_done = asyncio.Event()
+        await self.claim_db.run(_set_status, self.link.pk, "connecting")
+        senders = [asyncio.create_task(self._sender()) for _ in range(self.client.window)]
+        recorder = asyncio.create_task(self._recorder(senders_done))
         try:
-            while not stop.is_set():
-                if not self.client.is_bound:
-                    bound_since = 0.0
-                    try:
-                        await asyncio.wait_for(self.client.wait_bound(), timeout=1.0)
-                    except TimeoutError:
-                        continue
-                if not bound_since:
-                    bound_since = time.monotonic()
-                    await sync_to_async(_set_status)(
-                        self.link.pk, f"bound to {self.link.host}:{self.link.port}"
-                    )
-                messages = await sync_to_async(delivery.claim_sendable_messages)(
-                    link=self.link, limit=self.batch
-                )
-                if not messages:
-                    await asyncio.sleep(self.poll_interval)
-                    continue
-                outcomes = await asyncio.gather(*(self._send(m) for m in messages))
-                await sync_to_async(_record_outcomes)(list(outcomes))
-                self.submitted += sum(len(o.smpp_ids) for o in outcomes)
+            await self._claimer(stop)
         finally:
+            # What was claimed is sent (it is marked submitted), then recorded.
+            for _ in senders:
+                self._queue.put_nowait(_STOP)
+            await asyncio.gather(*senders, return_exceptions=True)
+            senders_done.set()
+            await recorder
             await self.client.close()
             supervisor.cancel()
-            await sync_to_async(_set_status)(self.link.pk, "stopped")
-            await sync_to_async(close_old_connections)()
+            flusher = self.inbound.flusher
+            if flusher is not None:
+                await asyncio.gather(flusher, return_exceptions=True)
+            await self.claim_db.run(_set_status, self.link.pk, "stopped")
+            for db in (self.claim_db, self.record_db, self.inbound.db):
+                await db.close()
+
+
+async def _wait_either(event: asyncio.Event, stop: asyncio.Event) -> None:
+    waiters = [asyncio.ensure_future(event.wait()), asyncio.ensure_future(stop.wait())]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()

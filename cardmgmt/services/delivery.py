@@ -13,6 +13,7 @@ run twice or a process killed half-way leaves nothing sent twice with one counte
 from __future__ import annotations
 
 import datetime
+import json
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -53,12 +54,14 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "RETRY_BACKOFF",
+    "Claimed",
     "Inbound",
     "advance_ota_job",
     "cancel_ota_job",
     "claim_sendable_messages",
     "expire_overdue_messages",
     "process_inbound",
+    "process_inbound_batch",
     "record_inbound",
     "record_submit_failure",
     "record_submitted",
@@ -342,9 +345,10 @@ def _apply_audit(job: OtaJob, data: bytes) -> str:
     on_card |= {e.load_file_aid.hex().upper() for e in entries if e.load_file_aid}
     now = timezone.now()
     found = []
+    installed = {i.applet_version_id: i for i in Installation.objects.filter(card=job.card)}
     for version in AppletVersion.objects.all().only("id", "instance_aid", "package_aid"):
         present = version.instance_aid in on_card
-        current = Installation.objects.filter(card=job.card, applet_version=version).first()
+        current = installed.get(version.pk)
         if present and (current is None or current.state != InstallationState.INSTALLED):
             _set_installation(job.card, version, InstallationState.INSTALLED, "audit")
         elif (
@@ -389,33 +393,84 @@ def cancel_ota_job(*, actor: Actor, job: OtaJob) -> OtaJob:
 # --- the SMPP link process ------------------------------------------------------------------
 
 
-def claim_sendable_messages(*, link: SmscLink, limit: int) -> list[OtaMessage]:
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """What the link needs of a claimed message to send it."""
+
+    pk: int
+    attempt: int
+    msisdn: str
+    user_data: list[str]
+
+
+_CLAIM_SQL = """
+UPDATE cardmgmt_otamessage SET state = %s, submitted_at = %s, link_id = %s
+WHERE id IN (
+    SELECT id FROM cardmgmt_otamessage WHERE state = %s
+    ORDER BY priority, id LIMIT %s FOR UPDATE SKIP LOCKED
+)
+RETURNING priority, id, attempt, msisdn, user_data
+"""
+
+
+def claim_sendable_messages(*, link: SmscLink, limit: int) -> list[Claimed]:
     """Take queued messages for one link (single-card operations first) and mark them
-    submitted before anything is sent: a crash after this never resends their counter."""
+    submitted before anything is sent: a crash after this never resends their counter.
+    On PostgreSQL one statement (skip-locked select and update), so link processes side by
+    side never claim the same message."""
+    now = timezone.now()
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _CLAIM_SQL,
+                [OtaMessageState.SUBMITTED, now, link.pk, OtaMessageState.QUEUED, limit],
+            )
+            rows = sorted(cursor.fetchall(), key=lambda row: (row[0], row[1]))
+        return [
+            Claimed(pk, attempt, msisdn, json.loads(data) if isinstance(data, str) else data)
+            for _, pk, attempt, msisdn, data in rows
+        ]
     with transaction.atomic():
         queryset = OtaMessage.objects.filter(state=OtaMessageState.QUEUED).order_by(
             "priority", "id"
         )
         if connection.features.has_select_for_update_skip_locked:
             queryset = queryset.select_for_update(skip_locked=True)
-        messages = list(queryset[:limit])
-        if messages:
-            now = timezone.now()
-            OtaMessage.objects.filter(pk__in=[m.pk for m in messages]).update(
+        rows = list(queryset.values_list("id", "attempt", "msisdn", "user_data")[:limit])
+        if rows:
+            OtaMessage.objects.filter(pk__in=[row[0] for row in rows]).update(
                 state=OtaMessageState.SUBMITTED, submitted_at=now, link=link
             )
-            for m in messages:
-                m.state, m.submitted_at, m.link = OtaMessageState.SUBMITTED, now, link
-        return messages
+        return [Claimed(*row) for row in rows]
 
 
 def record_submitted(*, submissions: list[tuple[int, int, list[str]]]) -> None:
     """The SMSC message ids of each (message, attempt): one insert for a whole batch."""
     now = timezone.now()
-    SmsSegment.objects.bulk_create(
-        SmsSegment(message_id=message_id, attempt=attempt, index=i, smpp_id=smpp_id, submitted=now)
+    rows = [
+        (message_id, attempt, i, smpp_id)
         for message_id, attempt, smpp_ids in submissions
         for i, smpp_id in enumerate(smpp_ids)
+    ]
+    if not rows:
+        return
+    if connection.vendor == "postgresql":
+        # unnest: one statement and no model instance per row.
+        message_ids, attempts, indexes, smpp_ids = (
+            list(column) for column in zip(*rows, strict=True)
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO cardmgmt_smssegment"
+                ' (message_id, attempt, "index", smpp_id, submitted, receipt_state)'
+                " SELECT m, a, i, s, %s, '' FROM unnest(%s::bigint[], %s::int[], %s::int[],"
+                " %s::text[]) AS t(m, a, i, s)",
+                [now, message_ids, attempts, indexes, smpp_ids],
+            )
+        return
+    SmsSegment.objects.bulk_create(
+        SmsSegment(message_id=m, attempt=a, index=i, smpp_id=s, submitted=now)
+        for m, a, i, s in rows
     )
 
 
@@ -482,13 +537,58 @@ def record_inbound(*, link: SmscLink | None, messages: list[Inbound]) -> list[in
         for m in messages
     ]
     with transaction.atomic():
-        created = InboundMessage.objects.bulk_create(rows)
-        ids = [row.pk for row in created]
+        if connection.vendor == "postgresql" and rows:
+            ids = _insert_inbound(link, rows)
+        else:
+            ids = [row.pk for row in InboundMessage.objects.bulk_create(rows)]
         transaction.on_commit(lambda: process_inbound_batch_task.delay(ids))
     return ids
 
 
-def process_inbound(*, inbound_id: int) -> InboundMessage:
+def _insert_inbound(link: SmscLink | None, rows: list[InboundMessage]) -> list[int]:
+    """One INSERT ... SELECT FROM unnest for a whole batch (ids in the order of `rows`)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO cardmgmt_inboundmessage (link_id, kind, source_addr, payload,"
+            " receipted_id, receipt_state, received, verdict, detail)"
+            " SELECT %s, k, s, p, r, st, %s, %s, '' FROM unnest(%s::text[], %s::text[],"
+            " %s::bytea[], %s::text[], %s::text[]) WITH ORDINALITY AS t(k, s, p, r, st, n)"
+            " ORDER BY n RETURNING id",
+            [
+                link.pk if link is not None else None,
+                timezone.now(),
+                InboundVerdict.PENDING,
+                [row.kind for row in rows],
+                [row.source_addr for row in rows],
+                [bytes(row.payload) for row in rows],
+                [row.receipted_id for row in rows],
+                [row.receipt_state for row in rows],
+            ],
+        )
+        return sorted(row[0] for row in cursor.fetchall())
+
+
+class CardKeys:
+    """The keys and parameters of (card, KVN) for PoR checks, unsealed once per batch."""
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[int, int], tuple[ota.CardProfileParams, ota.KeySet]] = {}
+
+    def get(self, message: OtaMessage) -> tuple[ota.CardProfileParams, ota.KeySet]:
+        from cardmgmt import otabridge
+
+        key = (message.card_id, message.kvn)
+        entry = self._entries.get(key)
+        if entry is None:
+            keyset = KeySet.objects.get(card_id=message.card_id, kvn=message.kvn)
+            params = otabridge.profile_params(
+                message.card.profile, algorithm=keyset.algorithm, kvn=keyset.kvn
+            )
+            entry = self._entries[key] = (params, otabridge.card_keys(keyset))
+        return entry
+
+
+def process_inbound(*, inbound_id: int, keys: CardKeys | None = None) -> InboundMessage:
     with transaction.atomic():
         inbound = InboundMessage.objects.select_for_update().get(pk=inbound_id)
         if inbound.verdict != InboundVerdict.PENDING:
@@ -496,12 +596,32 @@ def process_inbound(*, inbound_id: int) -> InboundMessage:
         if inbound.kind == InboundKind.RECEIPT:
             _process_receipt(inbound)
         elif inbound.kind == InboundKind.POR:
-            _process_por(inbound)
+            _process_por(inbound, keys or CardKeys())
         else:
             inbound.verdict = InboundVerdict.UNMATCHED
             inbound.detail = "not a PoR (no UDH 02 71 00)"
         inbound.save()
         return inbound
+
+
+def process_inbound_batch(*, inbound_ids: list[int], chunk: int = 50) -> list[int]:
+    """Process what the link stored in one go, `chunk` messages per transaction (one commit
+    instead of one each); card keys are unsealed once per card for the whole batch. A chunk
+    that fails (a deadlock with another worker, say) is rolled back whole and processed again
+    one message per transaction, so one bad message holds up no other. Returns the ids still
+    pending: receipts that overtook the record of their submit."""
+    keys = CardKeys()
+    later: list[int] = []
+    for start in range(0, len(inbound_ids), chunk):
+        part = inbound_ids[start : start + chunk]
+        try:
+            with transaction.atomic():
+                done = [process_inbound(inbound_id=i, keys=keys) for i in part]
+        except Exception as exc:
+            log.warning("inbound %s..%s together failed (%s); one by one", part[0], part[-1], exc)
+            done = [process_inbound(inbound_id=i, keys=keys) for i in part]
+        later += [m.pk for m in done if m.verdict == InboundVerdict.PENDING]
+    return later
 
 
 _DELIVERED = {"DELIVERED", "DELIVRD", "2"}
@@ -537,17 +657,14 @@ def _process_receipt(inbound: InboundMessage) -> None:
         inbound.detail = f"delivery failed: {inbound.receipt_state}"
         _retry_or_fail(message, f"delivery receipt {inbound.receipt_state}")
         return
-    pending = SmsSegment.objects.filter(message=message, attempt=message.attempt).exclude(
-        receipt_state__in=list(_DELIVERED)
-    )
-    if (
-        message.state == OtaMessageState.SUBMITTED
-        and not pending.exists()
-        and (
-            SmsSegment.objects.filter(message=message, attempt=message.attempt).count()
-            == len(message.user_data)
+    if message.state != OtaMessageState.SUBMITTED:
+        return
+    states = list(
+        SmsSegment.objects.filter(message=message, attempt=message.attempt).values_list(
+            "receipt_state", flat=True
         )
-    ):
+    )
+    if len(states) == len(message.user_data) and all(state in _DELIVERED for state in states):
         message.state, message.delivered_at = OtaMessageState.DELIVERED, timezone.now()
         message.save(update_fields=["state", "delivered_at"])
 
@@ -557,7 +674,7 @@ def _msisdn(source_addr: str) -> str:
     return source_addr if source_addr.startswith("+") else "+" + source_addr.lstrip("0")
 
 
-def _process_por(inbound: InboundMessage) -> None:
+def _process_por(inbound: InboundMessage, keys: CardKeys) -> None:
     """Match a PoR on (MSISDN, TAR, counter); the counter may be ciphered, so each candidate
     card's keys are tried. A PoR that verifies with none is suspicious and trusted nowhere.
 
@@ -565,8 +682,6 @@ def _process_por(inbound: InboundMessage) -> None:
     deciphered with a wrong key (ota.md 1.6): they are applied to the oldest message in
     flight to that TAR as a failure, never as a confirmation.
     """
-    from cardmgmt import otabridge
-
     payload = bytes(inbound.payload)
     msisdn = _msisdn(inbound.source_addr)
     try:
@@ -582,17 +697,14 @@ def _process_por(inbound: InboundMessage) -> None:
     errors = []
     unsecured_error = None
     for message in candidates:
-        keyset = KeySet.objects.get(card_id=message.card_id, kvn=message.kvn)
-        params = otabridge.profile_params(
-            message.card.profile, algorithm=keyset.algorithm, kvn=keyset.kvn
-        )
+        params, card_keys = keys.get(message)
         try:
             por = ota.decode_por(
                 payload,
                 spi=params.spi,
                 kic=params.kic,
                 kid=params.kid,
-                keys=otabridge.card_keys(keyset),
+                keys=card_keys,
                 expected_tar=bytes.fromhex(message.tar),
             )
         except ota.OtaError as exc:

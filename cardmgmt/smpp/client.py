@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import functools
 import inspect
 import logging
 import random
@@ -465,10 +466,25 @@ class SmppClient:
         if not inspect.isawaitable(result):
             session.send(pdu.response())
             return
+        if isinstance(result, asyncio.Future):
+            # A future (possibly shared by a batch of deliver_sm): no task per message.
+            result.add_done_callback(functools.partial(self._answer_when_done, session, pdu))
+            return
         # acknowledge only once the handler has really taken the message
         task = asyncio.ensure_future(self._await_handler(session, pdu, result))
         self._handler_tasks.add(task)
         task.add_done_callback(self._handler_tasks.discard)
+
+    @staticmethod
+    def _answer_when_done(session: _EsmeSession, pdu: Pdu, future: asyncio.Future[None]) -> None:
+        if future.cancelled():
+            return  # closing: no answer, the SMSC resends
+        if future.exception() is not None:
+            # The handler logs its failure once per batch; each PDU is refused for a resend.
+            log.debug("deliver_sm handler failed; answering ESME_RX_T_APPN so it is retried")
+            session.send(pdu.response(ESME_RX_T_APPN))
+        else:
+            session.send(pdu.response())
 
     async def _await_handler(
         self, session: _EsmeSession, pdu: Pdu, result: Awaitable[None]

@@ -74,6 +74,9 @@ class SmppSession(asyncio.Protocol):
         self._slots = asyncio.Semaphore(window)
         self._writable = asyncio.Event()
         self._writable.set()
+        # PDUs written in one turn of the event loop go out in one write (one system call).
+        self._out: list[bytes] = []
+        self._flush_handle: asyncio.Handle | None = None
 
     # --- asyncio.Protocol ----------------------------------------------------------------------
 
@@ -86,6 +89,7 @@ class SmppSession(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
+        self._out.clear()
         self._writable.set()  # wake writers so they see the connection is gone
         pending, self._pending = self._pending, {}
         for future, timer in pending.values():
@@ -168,7 +172,23 @@ class SmppSession(asyncio.Protocol):
         """Write a PDU (typically a response) as is; dropped silently if the link is gone."""
         transport = self.transport
         if transport is not None and not transport.is_closing():
-            transport.write(pdu.encode())
+            self._write(pdu.encode())
+
+    def _write(self, data: bytes) -> None:
+        self._out.append(data)
+        if self._flush_handle is None:
+            self._flush_handle = self.loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Write out what was queued in this turn of the event loop."""
+        self._flush_handle = None
+        if not self._out:
+            return
+        data = self._out[0] if len(self._out) == 1 else b"".join(self._out)
+        self._out.clear()
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.write(data)
 
     async def request(self, pdu: Pdu, timeout: float | None = None) -> Pdu:
         """Send a request within the window and return its OK response.
@@ -193,7 +213,7 @@ class SmppSession(asyncio.Protocol):
                 self.response_timeout if timeout is None else timeout, self._expire, seq
             )
             self._pending[seq] = (future, timer)
-            transport.write(data)
+            self._write(data)
             try:
                 response = await future
             except asyncio.CancelledError:
@@ -229,6 +249,7 @@ class SmppSession(asyncio.Protocol):
 
     def close(self) -> None:
         if self.transport is not None:
+            self.flush()
             self.transport.close()
 
     def abort(self) -> None:
