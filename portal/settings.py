@@ -230,6 +230,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 15.0,
         "options": {"expires": 30},
     },
+    "expire-stale-sync-sessions": {
+        "task": "sync.expire_sessions",
+        "schedule": 300.0,
+        "options": {"expires": 240},
+    },
 }
 # The SMPP links' shared token buckets live here (default: the broker, when it is Redis).
 OTA_RATE_LIMIT_REDIS_URL = env.str(

@@ -50,10 +50,15 @@ class SimClient:
     last_anchor: str | None = None
     nonce: str | None = None
     ctype: str = "text/vcard"
+    server_uri: str = "contacts"  # the datastore: "contacts" or "inventory"
+    client_uri: str = "./contacts"
     log: list[SyncML] = field(default_factory=list)
+    large_objects: list[tuple] = field(default_factory=list)  # (declared Size, bytes received)
+    sent: list[SyncML] = field(default_factory=list)  # what this client posted
 
     def _send(self, msg: SyncML, url: str) -> SyncML:
         ctype = f"application/vnd.syncml+{self.encoding}"
+        self.sent.append(msg)
         status, body = self.post(serialize_message(msg, self.encoding), ctype, url)
         if status != 200:
             raise RuntimeError(f"HTTP {status}: {body[:200]!r}")
@@ -90,7 +95,7 @@ class SimClient:
             )  # fmt: skip
 
         alert = Alert(cmd_id=str(next(cmd)), data=mode, items=[Item(
-            target=Location(loc_uri="contacts"), source=Location(loc_uri="./contacts"),
+            target=Location(loc_uri=self.server_uri), source=Location(loc_uri=self.client_uri),
             meta=Meta(anchor=Anchor(last=self.last_anchor, next=anchor_next)))])  # fmt: skip
         h = hdr()
         h.cred = cred
@@ -137,17 +142,32 @@ class SimClient:
         statuses: list = []
         maps: list[MapItem] = []
         for n, batch in enumerate(batches):
-            sync = Sync(cmd_id=str(next(cmd)), target=Location(loc_uri="contacts"),
-                        source=Location(loc_uri="./contacts"), commands=batch)  # fmt: skip
+            sync = Sync(cmd_id=str(next(cmd)), target=Location(loc_uri=self.server_uri),
+                        source=Location(loc_uri=self.client_uri), commands=batch)  # fmt: skip
             reply = self._send(SyncML(hdr=hdr(), commands=[sync], final=n == len(batches) - 1), url)
         if drop_after_changes:
             return {"alert": used, "dropped": True}
+        chunks: dict[str, list] = {}  # large objects being received: key -> [data, size]
         while True:
             statuses, more = [], False
             for c in reply.commands:
                 if isinstance(c, Sync):
                     for sub in c.commands:
                         for it in sub.items:
+                            key = (it.source or it.target).loc_uri
+                            data = it.data.encode() if isinstance(it.data, str) else it.data
+                            if it.more_data or key in chunks:
+                                part = chunks.setdefault(key, [b"", it.meta.size if it.meta
+                                                               else None])  # fmt: skip
+                                part[0] += data or b""
+                                if it.more_data:  # a chunk: buffered, 213, wait for the rest
+                                    statuses.append(Status(
+                                        cmd_id=str(next(cmd)), msg_ref=reply.hdr.msg_id,
+                                        cmd_ref=sub.cmd_id, cmd=sub.NAME, data=213))  # fmt: skip
+                                    continue
+                                whole, size = chunks.pop(key)
+                                self.large_objects.append((size, len(whole)))
+                                it.data = whole.decode("utf-8")
                             received += 1
                             code = 200
                             if isinstance(sub, Add):
@@ -170,8 +190,9 @@ class SimClient:
                 reply = self._send(SyncML(hdr=hdr(), commands=cmds, final=False), url)
                 continue
             if maps:
-                cmds = [*statuses, Map(cmd_id=str(next(cmd)), target=Location(loc_uri="contacts"),
-                                       source=Location(loc_uri="./contacts"), map_items=maps)]  # fmt: skip
+                cmds = [*statuses, Map(cmd_id=str(next(cmd)),
+                                       target=Location(loc_uri=self.server_uri),
+                                       source=Location(loc_uri=self.client_uri), map_items=maps)]  # fmt: skip
             reply = self._send(SyncML(hdr=hdr(), commands=cmds, final=True), url)
             break
         self.last_anchor = anchor_next

@@ -12,7 +12,8 @@ from django.shortcuts import get_object_or_404, redirect
 from django.views.generic import DetailView, TemplateView
 
 from cardmgmt.models import Subscriber
-from portal.generic import ObjectListView, PortalPermissionMixin
+from portal import crypto
+from portal.generic import ObjectListView, PortalPermissionMixin, ServiceFormView
 from sync import services
 from sync.filtersets import (
     DeviceFilterSet,
@@ -21,7 +22,9 @@ from sync.filtersets import (
     SyncProfileTemplateFilterSet,
     SyncSessionFilterSet,
 )
+from sync.forms import ProfileCreateForm, ProfileEditForm, TemplateForm
 from sync.models import (
+    PROFILE_SETTINGS,
     Contact,
     Device,
     HeldDelete,
@@ -44,12 +47,95 @@ class ProfileListView(ObjectListView):
     filterset_class = SyncProfileFilterSet
     table_class = SyncProfileTable
     title = "Sync profiles"
+    create_url_name = "sync:profile_add"
+    create_permission = "sync.add_syncprofile"
+
+
+# The device secret travels to the next page sealed in the session, then is forgotten.
+SECRET_SESSION_KEY = "sync_new_device_secret"
+SECRET_DISPLAY_PURPOSE = "sync-secret-display"
+
+
+def _show_secret_once(request, profile: SyncProfile, secret: str) -> None:  # type: ignore[no-untyped-def]
+    sealed = crypto.seal(secret.encode(), SECRET_DISPLAY_PURPOSE).hex()
+    request.session[SECRET_SESSION_KEY] = {"profile": profile.pk, "sealed": sealed}
 
 
 class ProfileDetailView(PortalPermissionMixin, DetailView):
     permission_required = "sync.view_syncprofile"
     queryset = SyncProfile.objects.select_related("subscriber", "template")
     template_name = "sync/profile_detail.html"
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        held = self.request.session.get(SECRET_SESSION_KEY)
+        context["new_secret"] = None
+        if held and held.get("profile") == self.object.pk:
+            del self.request.session[SECRET_SESSION_KEY]
+            context["new_secret"] = crypto.unseal(
+                bytes.fromhex(held["sealed"]), SECRET_DISPLAY_PURPOSE
+            ).decode()
+        context["may_change"] = self.request.user.has_perm("sync.change_syncprofile")
+        return context
+
+
+class ProfileCreateView(ServiceFormView):
+    permission_required = "sync.add_syncprofile"
+    form_class = ProfileCreateForm
+    title = "New sync profile"
+    success_message = "Sync profile created. Copy the device secret now: it is shown once."
+
+    def perform(self, form: ProfileCreateForm) -> SyncProfile:
+        profile, secret = services.create_profile(
+            actor=self.actor,
+            subscriber=form.cleaned_data["msisdn"],
+            template=form.cleaned_data["template"],
+            username=form.cleaned_data["username"].strip(),
+        )
+        _show_secret_once(self.request, profile, secret)
+        return profile
+
+
+class ProfileEditView(ServiceFormView):
+    permission_required = "sync.change_syncprofile"
+    form_class = ProfileEditForm
+    success_message = "Sync profile saved."
+
+    def dispatch(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
+        self.object = get_object_or_404(SyncProfile, pk=kwargs["pk"])
+        self.title = f"Sync profile {self.object.username}"
+        return super().dispatch(request, *args, **kwargs)
+
+    def get_initial(self) -> dict[str, Any]:
+        initial = {k: getattr(self.object, k) for k in PROFILE_SETTINGS}
+        return {**initial, "template": self.object.template, "overrides": self.object.overrides}
+
+    def perform(self, form: ProfileEditForm) -> SyncProfile:
+        ticked = set(form.cleaned_data["overrides"])
+        values = form.settings()
+        return services.update_profile(
+            actor=self.actor,
+            profile=self.object,
+            overrides={k: v for k, v in values.items() if k in ticked},
+            clear=[k for k in PROFILE_SETTINGS if k not in ticked],
+            template=form.cleaned_data["template"],
+        )
+
+
+class ProfileResetCredentialsView(PortalPermissionMixin, TemplateView):
+    """POST: a new device secret (a new record version), shown once on the profile page."""
+
+    permission_required = "sync.change_syncprofile"
+
+    def get(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
+        return HttpResponseNotAllowed(["POST"])
+
+    def post(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
+        profile = get_object_or_404(SyncProfile, pk=kwargs["pk"])
+        secret = services.reset_credentials(actor=self.actor, profile=profile)
+        _show_secret_once(request, profile, secret)
+        messages.success(request, "New device secret. Copy it now: it is shown once.")
+        return redirect(profile)
 
 
 class TemplateListView(ObjectListView):
@@ -58,12 +144,57 @@ class TemplateListView(ObjectListView):
     filterset_class = SyncProfileTemplateFilterSet
     table_class = SyncProfileTemplateTable
     title = "Sync profile templates"
+    create_url_name = "sync:template_add"
+    create_permission = "sync.add_syncprofiletemplate"
 
 
 class TemplateDetailView(PortalPermissionMixin, DetailView):
     permission_required = "sync.view_syncprofiletemplate"
     queryset = SyncProfileTemplate.objects.select_related("segment")
     template_name = "sync/template_detail.html"
+
+
+class TemplateCreateView(ServiceFormView):
+    permission_required = "sync.add_syncprofiletemplate"
+    form_class = TemplateForm
+    title = "New sync profile template"
+    success_message = "Template created."
+
+    def perform(self, form: TemplateForm) -> SyncProfileTemplate:
+        return services.create_template(
+            actor=self.actor,
+            name=form.cleaned_data["name"].strip(),
+            segment=form.cleaned_data["segment"],
+            **form.settings(),
+        )
+
+
+class TemplateEditView(ServiceFormView):
+    permission_required = "sync.change_syncprofiletemplate"
+    form_class = TemplateForm
+    success_message = "Template saved; the profiles following it got the new values."
+
+    def dispatch(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
+        self.object = get_object_or_404(SyncProfileTemplate, pk=kwargs["pk"])
+        self.title = f"Sync profile template {self.object.name}"
+        return super().dispatch(request, *args, **kwargs)
+
+    def get_initial(self) -> dict[str, Any]:
+        initial = {k: getattr(self.object, k) for k in PROFILE_SETTINGS}
+        return {**initial, "name": self.object.name, "segment": self.object.segment}
+
+    def perform(self, form: TemplateForm) -> SyncProfileTemplate:
+        name = form.cleaned_data["name"].strip()
+        segment = form.cleaned_data["segment"]
+        clash = SyncProfileTemplate.objects.exclude(pk=self.object.pk)
+        if clash.filter(name=name).exists():
+            raise ValidationError({"name": "a template with this name exists"})
+        if segment is not None and clash.filter(segment=segment).exists():
+            raise ValidationError({"segment": "this segment already has a template"})
+        return services.update_template(
+            actor=self.actor, template=self.object, name=name, segment=segment,
+            **form.settings(),
+        )  # fmt: skip
 
 
 class SessionListView(ObjectListView):

@@ -5,6 +5,7 @@ sessions, maps, shadows and DB2 items during a sync.
 """
 
 from sync.services.profiles import (  # noqa: F401
+    applet_operation_parameters,
     approve_held_delete,
     build_param_record,
     build_server_alert,
@@ -12,6 +13,7 @@ from sync.services.profiles import (  # noqa: F401
     create_template,
     delete_contact,
     record_card_version,
+    record_card_version_for_card,
     reject_held_delete,
     reset_credentials,
     save_contact,

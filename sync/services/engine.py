@@ -324,6 +324,7 @@ class _Engine:
         self.state: dict = {}
         self.out: list = []  # commands of the reply after the SyncHdr status
         self.statuses: list[Status] = []
+        self._delete_statuses: dict[str, Status] = {}  # GUID -> Status of a Delete (this message)
         self.dev_id = msg.hdr.source.loc_uri if msg.hdr.source else ""
         self.cc = getattr(settings, "SYNC_DEFAULT_COUNTRY_CODE", "+49")
 
@@ -1024,11 +1025,12 @@ class _Engine:
                 m = maps.get(luid)
                 if m is None:
                     self.status(cmd, 211, source=luid)
-                elif m.guid not in st["deletes"]:
-                    st["deletes"].append(m.guid)
-                    self.status(cmd, 200, source=luid)
                 else:
-                    self.status(cmd, 200, source=luid)
+                    if m.guid not in st["deletes"]:
+                        st["deletes"].append(m.guid)
+                    # 200 now; becomes 202 if the mass-delete guard holds it at the end of
+                    # the package (only for Deletes in the package's last message).
+                    self._delete_statuses[m.guid] = self.status(cmd, 200, source=luid)
                 continue
             if isinstance(p, ItemError):
                 self.status(cmd, p.status, source=luid)
@@ -1078,6 +1080,7 @@ class _Engine:
             if client_hash == m.shadow_hash:
                 self.status(cmd, 200, source=luid)  # nothing new (a resend or a touch)
                 continue
+            item_status = 200
             row = rows.get(m.guid)
             if row is None or row.deleted:
                 # Changed on the handset, deleted here: the change brings the item back.
@@ -1098,6 +1101,7 @@ class _Engine:
                     m.guid = dup.guid
                     counts["ca"] += 1
                     merged = fields
+                    item_status = 209  # conflict resolved with a duplicate
                 else:
                     self._log_conflicts(ds, row.guid, found, conflicts)
                     if store.hash(merged) != store.hash(row.fields):
@@ -1108,7 +1112,7 @@ class _Engine:
                 st["touched"].append(m.guid)
             if m.pk:
                 changed_maps[m.pk] = m
-            self.status(cmd, 200, source=luid)
+            self.status(cmd, item_status, source=luid)
         self._save_rows(model, new_rows, changed_rows)
         _copy_insert(ItemMap, new_maps)
         if changed_maps:
@@ -1310,6 +1314,10 @@ class _Engine:
             )
             ItemMap.objects.filter(state=sync_state, guid__in=guids).delete()
             st["counts"]["held"] += len(guids)
+            for guid in guids:  # "accepted for processing": an operator decides
+                held_status = self._delete_statuses.get(guid)
+                if held_status is not None:
+                    held_status.data = 202
             log.warning(
                 "mass-delete guard: %d of %d %s items held for review (session %s)",
                 len(guids),

@@ -257,6 +257,45 @@ def build_param_record(profile: SyncProfile, *, auth_type: str = "md5") -> bytes
     return encode_param_record(record)
 
 
+APPLET_OPERATIONS = ("push_params", "trigger_sync")
+
+
+def applet_operation_parameters(*, card, operation: str) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """The parameters of an OTA job for the sync applet on `card` (cardmgmt's operations).
+
+    ``push_params``: ``{"tar", "record", "version"}`` -- the applet's TAR (hex), the card's
+    subscriber's current parameter record (hex; it holds the device secret, so OTA delivery
+    plans the APDUs from it and never stores it) and its version, which delivery hands back
+    to `record_card_version` when the card confirms the push. ``trigger_sync``: ``{"tar"}``.
+    A card without a subscriber or a subscriber without a sync profile is a ValidationError.
+    """
+    from cardmgmt.ota import syncapplet
+
+    if operation not in APPLET_OPERATIONS:
+        raise ValidationError(f"not a sync applet operation: {operation!r}")
+    tar = syncapplet.TAR.hex().upper()
+    if operation == "trigger_sync":
+        return {"tar": tar}
+    profile = (
+        SyncProfile.objects.filter(subscriber__card=card).first() if card is not None else None
+    )
+    if profile is None:
+        raise ValidationError(f"card {card} has no subscriber with a sync profile")
+    return {"tar": tar, "record": build_param_record(profile).hex(), "version": profile.version}
+
+
+def record_card_version_for_card(*, actor: Actor, card, version: int) -> SyncProfile | None:  # type: ignore[no-untyped-def]
+    """OTA delivery's call when a push_params job completed: the card now holds `version`.
+
+    Returns the profile, or None when the card's subscriber has no sync profile (any more).
+    A version above the profile's current one is a ValidationError (record_card_version).
+    """
+    profile = SyncProfile.objects.filter(subscriber__card=card).first()
+    if profile is None:
+        return None
+    return record_card_version(actor=actor, profile=profile, version=int(version))
+
+
 def build_server_alert(profile: SyncProfile, *, sync_type: int = 206, session_id: int = 0) -> bytes:
     """Package #0 (Server-Alerted Notification) asking the handset to sync its datastores."""
     if not 206 <= sync_type <= 210:

@@ -20,8 +20,30 @@ NOBODY: frozenset[str] = frozenset()
 SYNC_MATRIX: dict[str, dict] = {
     "sync:profile_list": {"kind": "ui", "read": EVERYONE},
     "sync:profile_detail": {"kind": "ui", "read": EVERYONE, "obj": "sync_profile"},
+    "sync:profile_add": {"kind": "ui", "read": MANAGERS, "write": {"post": MANAGERS}},
+    "sync:profile_edit": {
+        "kind": "ui",
+        "read": MANAGERS,
+        "write": {"post": MANAGERS},
+        "obj": "sync_profile",
+    },
+    # POST only; the new secret is shown once on the profile page.
+    "sync:profile_reset_credentials": {
+        "kind": "ui",
+        "read": NOBODY,
+        "write": {"post": MANAGERS},
+        "obj": "sync_profile",
+        "get_status": {ADMIN: 405, OPERATOR: 405, SUPPORT: 403, AUDITOR: 403},
+    },
     "sync:template_list": {"kind": "ui", "read": EVERYONE},
     "sync:template_detail": {"kind": "ui", "read": EVERYONE, "obj": "sync_template"},
+    "sync:template_add": {"kind": "ui", "read": MANAGERS, "write": {"post": MANAGERS}},
+    "sync:template_edit": {
+        "kind": "ui",
+        "read": MANAGERS,
+        "write": {"post": MANAGERS},
+        "obj": "sync_template",
+    },
     "sync:session_list": {"kind": "ui", "read": EVERYONE},
     "sync:session_detail": {"kind": "ui", "read": EVERYONE, "obj": "sync_session"},
     "sync:device_list": {"kind": "ui", "read": EVERYONE},
