@@ -33,11 +33,10 @@ def process_inbound_task(self, inbound_id: int) -> str:  # type: ignore[no-untyp
 @shared_task(bind=True, name="cardmgmt.process_inbound_batch", acks_late=True)
 def process_inbound_batch_task(self, inbound_ids: list[int]) -> int:  # type: ignore[no-untyped-def]
     """What the link stored in one go; receipts that overtook their submit go round again."""
-    later = []
+    from cardmgmt.services.delivery import process_inbound_batch
+
     with request_id_scope(self.request.id):
-        for inbound_id in inbound_ids:
-            if services.process_inbound(inbound_id=inbound_id).verdict == "pending":
-                later.append(inbound_id)
+        later = process_inbound_batch(inbound_ids=inbound_ids)
     if later:
         process_inbound_batch_task.apply_async((later,), countdown=2)
     return len(inbound_ids) - len(later)

@@ -593,15 +593,33 @@ def process_inbound(*, inbound_id: int, keys: CardKeys | None = None) -> Inbound
         inbound = InboundMessage.objects.select_for_update().get(pk=inbound_id)
         if inbound.verdict != InboundVerdict.PENDING:
             return inbound
-        if inbound.kind == InboundKind.RECEIPT:
-            _process_receipt(inbound)
-        elif inbound.kind == InboundKind.POR:
-            _process_por(inbound, keys or CardKeys())
-        else:
-            inbound.verdict = InboundVerdict.UNMATCHED
-            inbound.detail = "not a PoR (no UDH 02 71 00)"
+        _process(inbound, keys or CardKeys())
         inbound.save()
         return inbound
+
+
+def _process(inbound: InboundMessage, keys: CardKeys) -> None:
+    if inbound.kind == InboundKind.RECEIPT:
+        _process_receipt(inbound)
+    elif inbound.kind == InboundKind.POR:
+        _process_por(inbound, keys)
+    else:
+        inbound.verdict = InboundVerdict.UNMATCHED
+        inbound.detail = "not a PoR (no UDH 02 71 00)"
+
+
+def _process_chunk(inbound_ids: list[int], keys: CardKeys) -> list[InboundMessage]:
+    """Several inbound messages in one transaction: read in one query, written in one."""
+    with transaction.atomic():
+        rows = list(
+            InboundMessage.objects.select_for_update()
+            .filter(pk__in=inbound_ids, verdict=InboundVerdict.PENDING)
+            .order_by("pk")
+        )
+        for inbound in rows:
+            _process(inbound, keys)
+        InboundMessage.objects.bulk_update(rows, ["verdict", "detail", "message"])
+        return rows
 
 
 def process_inbound_batch(*, inbound_ids: list[int], chunk: int = 50) -> list[int]:
@@ -615,8 +633,7 @@ def process_inbound_batch(*, inbound_ids: list[int], chunk: int = 50) -> list[in
     for start in range(0, len(inbound_ids), chunk):
         part = inbound_ids[start : start + chunk]
         try:
-            with transaction.atomic():
-                done = [process_inbound(inbound_id=i, keys=keys) for i in part]
+            done = _process_chunk(part, keys)
         except Exception as exc:
             log.warning("inbound %s..%s together failed (%s); one by one", part[0], part[-1], exc)
             done = [process_inbound(inbound_id=i, keys=keys) for i in part]
