@@ -124,7 +124,8 @@ class KeySet(models.Model):
     `counter` is the last OTA counter value used with this key set; it only goes up.
     """
 
-    card = models.ForeignKey(Card, on_delete=models.CASCADE, related_name="keysets")
+    # No index of its own: the unique (card, kvn) index serves look-ups by card.
+    card = models.ForeignKey(Card, on_delete=models.CASCADE, related_name="keysets", db_index=False)
     kvn = models.PositiveSmallIntegerField(
         "KVN", validators=[MinValueValidator(1), MaxValueValidator(15)]
     )

@@ -702,9 +702,9 @@ def _import_in_batches(job: ImportJob, spec: _ImportKindSpec) -> tuple[list[RowE
 
 
 _STAGING_DDL = """
-CREATE TEMP TABLE import_card_stage (line integer, iccid varchar(20), imsi varchar(15),
-    profile_id bigint, digest varchar(64)) ON COMMIT PRESERVE ROWS;
-CREATE TEMP TABLE import_keyset_stage (iccid varchar(20), kvn smallint, algorithm varchar(10),
+CREATE TEMP TABLE import_card_stage (id bigint, line integer, iccid varchar(20),
+    imsi varchar(15), profile_id bigint, digest varchar(64)) ON COMMIT PRESERVE ROWS;
+CREATE TEMP TABLE import_keyset_stage (card_id bigint, kvn smallint, algorithm varchar(10),
     kic bytea, kid bytea, kik bytea) ON COMMIT PRESERVE ROWS;
 """
 
@@ -752,17 +752,25 @@ def _import_cards_staged(job: ImportJob) -> tuple[list[RowError], int, int]:
             with job.file.open("rb") as stream:
                 rows = _parsed_rows(_CardImport().reader(), stream, errors)
                 for batch in _batches(rows, IMPORT_BATCH * 4):
+                    # Card ids come from the table's sequence now, so the final writes need
+                    # no join (gaps from rejected or unchanged rows are harmless).
+                    cursor.execute(
+                        "SELECT nextval(pg_get_serial_sequence('cardmgmt_card', 'id'))"
+                        " FROM generate_series(1, %s)",
+                        [len(batch)],
+                    )
+                    ids = [row[0] for row in cursor.fetchall()]
                     # COPY text built directly: every field is digits, hex or a fixed word,
                     # so nothing needs escaping but the bytea prefix.
                     cards = "".join(
-                        f"{r.line}\t{r.iccid}\t{r.imsi}\t{r.profile_id}\t{r.digest}\n"
-                        for r in batch
+                        f"{i}\t{r.line}\t{r.iccid}\t{r.imsi}\t{r.profile_id}\t{r.digest}\n"
+                        for i, r in zip(ids, batch, strict=True)
                     )
                     keysets = "".join(
-                        f"{r.iccid}\t{k.kvn}\t{k.algorithm}\t\\\\x{seal(k.kic, b'kic').hex()}"
+                        f"{i}\t{k.kvn}\t{k.algorithm}\t\\\\x{seal(k.kic, b'kic').hex()}"
                         f"\t\\\\x{seal(k.kid, b'kid').hex()}\t"
                         + (f"\\\\x{seal(k.kik, b'kik').hex()}\n" if k.kik else "\\N\n")
-                        for r in batch
+                        for i, r in zip(ids, batch, strict=True)
                         for k in r.keysets
                     )
                     with cursor.copy("COPY import_card_stage FROM STDIN") as copy:
@@ -788,20 +796,25 @@ def _import_cards_staged(job: ImportJob) -> tuple[list[RowError], int, int]:
         now = timezone.now()
         with transaction.atomic():
             cursor.execute("SET LOCAL work_mem = '256MB'")
+            # Rows already in the database (the checks proved them identical) are unchanged.
             cursor.execute(
-                "INSERT INTO cardmgmt_card (iccid, imsi, profile_id, status, import_digest,"
-                " created, updated) SELECT s.iccid, s.imsi, s.profile_id, %s, s.digest, %s, %s"
-                " FROM import_card_stage s WHERE NOT EXISTS"
-                " (SELECT 1 FROM cardmgmt_card c WHERE c.iccid = s.iccid) ORDER BY s.iccid",
+                "DELETE FROM import_keyset_stage k USING import_card_stage s, cardmgmt_card c"
+                " WHERE k.card_id = s.id AND c.iccid = s.iccid"
+            )
+            cursor.execute(
+                "DELETE FROM import_card_stage s USING cardmgmt_card c WHERE c.iccid = s.iccid"
+            )
+            cursor.execute(
+                "INSERT INTO cardmgmt_card (id, iccid, imsi, profile_id, status, import_digest,"
+                " created, updated) SELECT id, iccid, imsi, profile_id, %s, digest, %s, %s"
+                " FROM import_card_stage ORDER BY id",
                 [CardStatus.IN_STOCK, now, now],
             )
             created = cursor.rowcount
             cursor.execute(
                 "INSERT INTO cardmgmt_keyset (card_id, kvn, algorithm, kic, kid, kik, counter)"
-                " SELECT c.id, k.kvn, k.algorithm, k.kic, k.kid, k.kik, 0"
-                " FROM import_keyset_stage k JOIN cardmgmt_card c ON c.iccid = k.iccid"
-                " WHERE NOT EXISTS (SELECT 1 FROM cardmgmt_keyset e"
-                " WHERE e.card_id = c.id AND e.kvn = k.kvn) ORDER BY c.id, k.kvn"
+                " SELECT card_id, kvn, algorithm, kic, kid, kik, 0 FROM import_keyset_stage"
+                " ORDER BY card_id, kvn"
             )
         cursor.execute("DROP TABLE IF EXISTS import_card_stage, import_keyset_stage")
     log.info(

@@ -29,7 +29,7 @@ def test_rotation_reseals_everything_and_old_key_can_go(card_profile, capsys):
     with override_settings(MASTER_KEYS={1: OLD}, MASTER_KEY_VERSION=1):
         card = services.create_card(
             actor=Actor.command("tests"),
-            iccid="89490010000000000014",
+            iccid="89490010000000000013",
             imsi="262010000000014",
             profile=card_profile,
             keysets=[
