@@ -69,7 +69,10 @@ class SmppSession(asyncio.Protocol):
         self.last_received = self.loop.time()
         self.closed: asyncio.Future[None] = self.loop.create_future()
         self._framer = PduFramer()
-        self._pending: dict[int, tuple[asyncio.Future[Pdu], asyncio.TimerHandle]] = {}
+        # sequence_number -> (future, deadline); one timer for them all (`_sweep`).
+        self._pending: dict[int, tuple[asyncio.Future[Pdu], float]] = {}
+        self._sweep_handle: asyncio.TimerHandle | None = None
+        self._sweep_at = 0.0
         self._sequence = 0
         self._slots = asyncio.Semaphore(window)
         self._writable = asyncio.Event()
@@ -92,8 +95,10 @@ class SmppSession(asyncio.Protocol):
         self._out.clear()
         self._writable.set()  # wake writers so they see the connection is gone
         pending, self._pending = self._pending, {}
-        for future, timer in pending.values():
-            timer.cancel()
+        if self._sweep_handle is not None:
+            self._sweep_handle.cancel()
+            self._sweep_handle = None
+        for future, _ in pending.values():
             if not future.done():
                 future.set_exception(SmppConnectionError(f"connection to {self.peer} lost"))
         if not self.closed.done():
@@ -130,8 +135,7 @@ class SmppSession(asyncio.Protocol):
                             "generic_nack from %s: status 0x%08X", self.peer, pdu.command_status
                         )
                     continue  # late response to a request that timed out
-                future, timer = entry
-                timer.cancel()
+                future = entry[0]
                 if not future.done():
                     future.set_result(pdu)
             else:
@@ -209,23 +213,37 @@ class SmppSession(asyncio.Protocol):
             pdu.sequence_number = seq
             data = pdu.encode()
             future = self.loop.create_future()
-            timer = self.loop.call_later(
-                self.response_timeout if timeout is None else timeout, self._expire, seq
-            )
-            self._pending[seq] = (future, timer)
+            deadline = self.loop.time() + (self.response_timeout if timeout is None else timeout)
+            self._pending[seq] = (future, deadline)
+            if self._sweep_handle is None or deadline < self._sweep_at:
+                self._schedule_sweep(deadline)
             self._write(data)
             try:
                 response = await future
             except asyncio.CancelledError:
-                entry = self._pending.pop(seq, None)
-                if entry is not None:
-                    entry[1].cancel()
+                self._pending.pop(seq, None)
                 raise
         finally:
             self._slots.release()
         if response.command_status != ESME_ROK or response.command_id == CommandId.GENERIC_NACK:
             raise error_for_response(pdu, response)
         return response
+
+    def _schedule_sweep(self, when: float) -> None:
+        if self._sweep_handle is not None:
+            self._sweep_handle.cancel()
+        self._sweep_at = when
+        self._sweep_handle = self.loop.call_at(when, self._sweep)
+
+    def _sweep(self) -> None:
+        """Fail the requests whose response is overdue; wake again at the next deadline."""
+        self._sweep_handle = None
+        now = self.loop.time() + 0.001  # the loop may run a timer a clock tick early
+        overdue = [seq for seq, (_, deadline) in self._pending.items() if deadline <= now]
+        for seq in overdue:
+            self._expire(seq)
+        if self._pending and self._sweep_handle is None:
+            self._schedule_sweep(min(deadline for _, deadline in self._pending.values()))
 
     def _expire(self, seq: int) -> None:
         entry = self._pending.pop(seq, None)
@@ -238,10 +256,8 @@ class SmppSession(asyncio.Protocol):
         if exc.command_id & RESPONSE_BIT:
             # a response we cannot read: fail the request it answers, nack nothing (4.3.1)
             entry = self._pending.pop(exc.sequence_number, None)
-            if entry is not None:
-                entry[1].cancel()
-                if not entry[0].done():
-                    entry[0].set_exception(exc)
+            if entry is not None and not entry[0].done():
+                entry[0].set_exception(exc)
             log.warning("undecodable response from %s: %s", self.peer, exc)
             return
         log.warning("undecodable PDU from %s, answering generic_nack: %s", self.peer, exc)
