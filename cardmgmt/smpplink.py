@@ -259,7 +259,9 @@ class LinkRunner:
         queue, hungry = self._queue, self._hungry
         assert queue is not None and hungry is not None
         bound_since = 0.0
-        low_water = max(self.batch // 2, self.client.window)
+        # Claim the next batch while the last is still being sent, so the senders never wait
+        # for a claim: at most two batches are claimed and not yet sent.
+        low_water = self.batch
         while not stop.is_set():
             if not self.client.is_bound:
                 bound_since = 0.0
@@ -277,7 +279,7 @@ class LinkRunner:
                 await _wait_either(hungry, stop)
                 continue
             messages = await self.claim_db.run(
-                delivery.claim_sendable_messages, link=self.link, limit=self.batch - queue.qsize()
+                delivery.claim_sendable_messages, link=self.link, limit=self.batch
             )
             for message in messages:
                 queue.put_nowait(message)
@@ -289,7 +291,7 @@ class LinkRunner:
     async def _sender(self) -> None:
         queue, hungry, outcomes = self._queue, self._hungry, self._outcomes
         assert queue is not None and hungry is not None
-        low_water = max(self.batch // 2, self.client.window)
+        low_water = self.batch
         while True:
             message = await queue.get()
             if message is _STOP:

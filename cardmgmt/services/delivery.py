@@ -405,10 +405,10 @@ class Claimed:
 
 _CLAIM_SQL = """
 UPDATE cardmgmt_otamessage SET state = %s, submitted_at = %s, link_id = %s
-WHERE id IN (
+WHERE id = ANY(ARRAY(
     SELECT id FROM cardmgmt_otamessage WHERE state = %s
     ORDER BY priority, id LIMIT %s FOR UPDATE SKIP LOCKED
-)
+))
 RETURNING priority, id, attempt, msisdn, user_data
 """
 
@@ -417,7 +417,8 @@ def claim_sendable_messages(*, link: SmscLink, limit: int) -> list[Claimed]:
     """Take queued messages for one link (single-card operations first) and mark them
     submitted before anything is sent: a crash after this never resends their counter.
     On PostgreSQL one statement (skip-locked select and update), so link processes side by
-    side never claim the same message."""
+    side never claim the same message; `id = ANY(ARRAY(...))` keeps the update on the primary
+    key (with `IN (...)` the planner hashes a scan of the whole table)."""
     now = timezone.now()
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
