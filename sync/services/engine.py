@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 from django.db.models import JSONField, Max, Q
 from django.utils import timezone
 
@@ -133,6 +133,12 @@ def _next_seqs(n: int) -> list[int]:
     return next_change_seqs(n)
 
 
+_PLAIN_FIELDS = (
+    models.CharField, models.BooleanField, models.IntegerField, models.BigIntegerField,
+    models.PositiveIntegerField, models.DateTimeField, models.ForeignKey,
+)  # fmt: skip
+
+
 def _copy_insert(model, objs: list) -> None:  # type: ignore[no-untyped-def]
     """Insert many new rows: COPY on PostgreSQL (no RETURNING needed: the engine keys rows by
     GUID), bulk_create elsewhere or for a handful."""
@@ -148,6 +154,8 @@ def _copy_insert(model, objs: list) -> None:  # type: ignore[no-untyped-def]
     def prep(f):  # type: ignore[no-untyped-def]
         if isinstance(f, JSONField):  # jsonb takes its text form in a text COPY
             return lambda v: json.dumps(v, cls=f.encoder)
+        if type(f) in _PLAIN_FIELDS:  # psycopg adapts these values as they are
+            return lambda v: v
         return lambda v: f.get_db_prep_save(v, connection)
 
     preps = [(f.attname, prep(f)) for f in fields]
@@ -226,6 +234,24 @@ _MESSAGE_INSERT = (
     "INSERT INTO sync_syncmessage (session_id, msg_id, received, request_size,"
     " response_size, request, response, resent) VALUES (%s, %s, %s, %s, %s, %s, %s, 0)"
 )
+
+
+def _insert_session(session: SyncSession) -> None:
+    """INSERT ... RETURNING id in plain SQL on PostgreSQL (every session's first message)."""
+    if connection.vendor != "postgresql":
+        session.save(force_insert=True)
+        return
+    fields = [f for f in SyncSession._meta.concrete_fields if not f.primary_key]
+    qn = connection.ops.quote_name
+    cols = ", ".join(qn(f.column) for f in fields)
+    marks = ", ".join(["%s"] * len(fields))
+    with connection.cursor() as cur:
+        cur.execute(
+            f"INSERT INTO sync_syncsession ({cols}) VALUES ({marks}) RETURNING id",
+            [f.get_db_prep_save(getattr(session, f.attname), connection) for f in fields],
+        )
+        session.pk = cur.fetchone()[0]
+    session._state.adding = False
 
 
 def _insert_message(session_id: int, message: list) -> None:
@@ -349,7 +375,7 @@ class _Engine:
     def _persist_session(self) -> None:
         """Insert the session now if it is still only in memory (rows are about to point at it)."""
         if self.session is not None and self.session.pk is None:
-            self.session.save(force_insert=True)
+            _insert_session(self.session)
 
     def store(self, ds: str):  # type: ignore[no-untyped-def]
         cls = STORES[ds]
@@ -1441,7 +1467,7 @@ class _Engine:
         self._update_counts()
         message = [msg_id, now, len(self.body), len(out), pack_request(self.body, self.msg), out]
         if session.pk is None:
-            session.save(force_insert=True)
+            _insert_session(session)
             _insert_message(session.pk, message)
         else:
             _save_session_and_message(session, message)

@@ -197,6 +197,31 @@ def test_large_object_photo(phone, profile):  # type: ignore[no-untyped-def]
     assert other.messages.count() >= 4  # the 21 KB item needed several messages
 
 
+def test_large_object_photo_from_the_server(phone, profile):  # type: ignore[no-untyped-def]
+    """A >10 KB PHOTO created on the server reaches a handset with a small MaxMsgSize in
+    chunks (MoreData, Size on the first, 213 from the handset) and arrives byte for byte."""
+    from sync.messagelog import render_response
+
+    h = phone
+    h.max_msg_size = 10240  # SyncEvolution's minimum
+    h.configure()
+    photo = os.urandom(16 * 1024)  # ~22 KB as base64
+    server_add(profile, "BEGIN:VCARD\nVERSION:3.0\nN:Photo;Paul\nFN:Paul Photo\n"
+               f"PHOTO;ENCODING=b;TYPE=JPEG:{base64.b64encode(photo).decode()}\nEND:VCARD\n")  # fmt: skip
+    h.sync("slow")
+    assert_same(h, profile)
+    (text,) = h.cards().values()
+    assert base64.b64decode(parse_contact(text)["PHOTO"]["data"]) == photo
+    session = last_session(profile)
+    assert session.server_added == 1 and session.status == "completed"
+    replies = [render_response(bytes(m.response)) for m in session.messages.all()]
+    assert sum("<MoreData/>" in r for r in replies) >= 2  # at least three chunks
+    # Acknowledged: the next two-way sync sends nothing.
+    h.sync("two-way")
+    assert last_session(profile).server_added == 0
+    assert_same(h, profile)
+
+
 def test_wrong_password_gets_401(phone, profile):  # type: ignore[no-untyped-def]
     h = phone
     h.password = "wrong-password"
