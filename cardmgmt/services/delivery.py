@@ -240,7 +240,13 @@ def advance_ota_job(*, job_id: int) -> OtaJob:
     from cardmgmt import otabridge
 
     with transaction.atomic():
-        job = OtaJob.objects.select_for_update().select_related("card__profile").get(pk=job_id)
+        # The job's row only: a plain FOR UPDATE would lock the card and its profile too, and
+        # every job of cards sharing a profile would wait for the others.
+        job = (
+            OtaJob.objects.select_for_update(of=("self",))
+            .select_related("card__profile")
+            .get(pk=job_id)
+        )
         if job.is_finished:
             return job
         messages = list(job.messages.order_by("step"))
@@ -707,7 +713,7 @@ def _process_por(inbound: InboundMessage, keys: CardKeys) -> None:
     except ota.OtaError:
         tar = payload[6:9].hex().upper() if len(payload) >= 9 else ""
     candidates = list(
-        OtaMessage.objects.select_for_update()
+        OtaMessage.objects.select_for_update(of=("self",))  # not the card's profile
         .select_related("card__profile")
         .filter(msisdn=msisdn, tar=tar, state__in=ACTIVE_STATES)
         .order_by("id")[:20]
