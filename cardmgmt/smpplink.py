@@ -138,13 +138,14 @@ class InboundBatcher:
 
 
 class SubmitOutcome:
-    __slots__ = ("attempt", "error", "message_id", "smpp_ids")
+    __slots__ = ("attempt", "error", "message_id", "smpp_ids", "unsent")
 
-    def __init__(self, message_id: int, attempt: int) -> None:
+    def __init__(self, message_id: int, attempt: int, *, unsent: bool = False) -> None:
         self.message_id = message_id
         self.attempt = attempt
         self.smpp_ids: list[str] = []
         self.error = ""
+        self.unsent = unsent  # never handed to the SMSC: goes back to the queue
 
 
 def _record_outcomes(outcomes: list[SubmitOutcome]) -> None:
@@ -152,6 +153,9 @@ def _record_outcomes(outcomes: list[SubmitOutcome]) -> None:
         delivery.record_submitted(
             submissions=[(o.message_id, o.attempt, o.smpp_ids) for o in outcomes if o.smpp_ids]
         )
+        unsent = [(o.message_id, o.attempt) for o in outcomes if o.unsent]
+        if unsent:
+            delivery.release_unsent(claimed=unsent)
         for outcome in outcomes:
             if outcome.error:
                 delivery.record_submit_failure(
@@ -298,7 +302,12 @@ class LinkRunner:
                 return
             if queue.qsize() <= low_water:
                 hungry.set()
-            outcome = await self._send(message)
+            if self.client.is_bound:
+                outcome = await self._send(message)
+            else:
+                # Claimed while the link was up, but not one octet of it went out: back to
+                # the queue (its counter was never sent), claimed again once bound.
+                outcome = SubmitOutcome(message.pk, message.attempt, unsent=True)
             outcomes.append(outcome)
             self.submitted += len(outcome.smpp_ids)
 

@@ -5,6 +5,10 @@ The state machine of DESIGN 3, one message (secured packet) at a time:
     pending --build (counter allocated, packet secured)--> queued --link claims--> submitted
     submitted --all receipts DELIVRD--> delivered --verified PoR OK--> confirmed
     any --PoR error / SW error / failed receipt / timeout--> retried (new counter) or failed
+    submitted --claimed, but the link went down before sending any of it--> queued again
+
+The link claims ahead of sending (at most two of its batches) and records SMSC ids and
+stored deliver_sm in batches, each kind of database work on its own connection.
 
 Rows are the source of truth: tasks and the SMPP link process only advance them, so a task
 run twice or a process killed half-way leaves nothing sent twice with one counter.
@@ -65,6 +69,7 @@ __all__ = [
     "record_inbound",
     "record_submit_failure",
     "record_submitted",
+    "release_unsent",
     "start_ota_job",
 ]
 
@@ -479,6 +484,18 @@ def record_submitted(*, submissions: list[tuple[int, int, list[str]]]) -> None:
         SmsSegment(message_id=m, attempt=a, index=i, smpp_id=s, submitted=now)
         for m, a, i, s in rows
     )
+
+
+def release_unsent(*, claimed: list[tuple[int, int]]) -> int:
+    """Claimed messages (message, attempt) the link never handed to the SMSC (the link was
+    down): queued again as they are, since their counter never left. Only while still
+    submitted with that attempt: the PoR timeout may have moved them on meanwhile."""
+    released = 0
+    for message_id, attempt in claimed:
+        released += OtaMessage.objects.filter(
+            pk=message_id, attempt=attempt, state=OtaMessageState.SUBMITTED
+        ).update(state=OtaMessageState.QUEUED, submitted_at=None, link=None)
+    return released
 
 
 def record_submit_failure(*, message_id: int, attempt: int, reason: str) -> None:
