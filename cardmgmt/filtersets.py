@@ -31,6 +31,7 @@ from cardmgmt.models import (
 from portal.widgets import BootstrapForm
 
 SEARCH_LIMIT = 1000
+SELECTIVE_PREFIX = 8  # digits from which a prefix matches few subscribers
 
 
 @extend_schema_field(OpenApiTypes.STR)
@@ -46,7 +47,14 @@ def subscriber_search(queryset: QuerySet, value: str) -> QuerySet:
     msisdn = value if value.startswith("+") else "+" + value.lstrip("0")
     cards = Card.objects.filter(Q(iccid__startswith=value) | Q(imsi__startswith=value))
     card_ids = list(cards.values_list("pk", flat=True)[:SEARCH_LIMIT])
-    return queryset.filter(Q(msisdn__startswith=msisdn) | Q(card_id__in=card_ids))
+    matching = queryset.filter(Q(msisdn__startswith=msisdn) | Q(card_id__in=card_ids))
+    if len(value.lstrip("+")) < SELECTIVE_PREFIX:
+        # Many matches: walking the sorted index finds a page of them at once.
+        return matching
+    # Few matches: find them through the prefix indexes first, then sort just those; the
+    # planner would otherwise walk the whole sorted index looking for them.
+    ids = list(matching.order_by().values_list("pk", flat=True)[:SEARCH_LIMIT])
+    return queryset.filter(pk__in=ids)
 
 
 class SubscriberFilterSet(django_filters.FilterSet):

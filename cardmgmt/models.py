@@ -94,7 +94,9 @@ class Card(models.Model):
     audit_redact = frozenset({"import_digest"})
 
     class Meta:
-        ordering = ["iccid"]
+        # In arrival order: an index scan at any size (ICCID order would sort the table,
+        # its unique index being a pattern index for prefix search).
+        ordering = ["id"]
         # One unique index per identifier serves equality and prefix search (LIKE 'x%'):
         # the pattern operator class works whatever the database collation.
         constraints = [
@@ -183,7 +185,12 @@ class Subscriber(models.Model):
                 opclasses=["varchar_pattern_ops"],
             ),
         ]
-        indexes = [models.Index(fields=["status", "msisdn"], name="subscriber_status_msisdn")]
+        indexes = [
+            # The pattern index above cannot give ORDER BY msisdn under a non-C collation:
+            # this one keeps every page of the sorted list an index scan.
+            models.Index(fields=["msisdn"], name="subscriber_msisdn_order"),
+            models.Index(fields=["status", "msisdn"], name="subscriber_status_msisdn"),
+        ]
 
     def __str__(self) -> str:
         return self.msisdn

@@ -34,8 +34,8 @@ class SubscriberTable(tables.Table):
 
 
 class CardTable(tables.Table):
-    iccid = tables.Column(linkify=True, verbose_name="ICCID")
-    imsi = tables.Column(verbose_name="IMSI")
+    iccid = tables.Column(linkify=True, verbose_name="ICCID", orderable=False)
+    imsi = tables.Column(verbose_name="IMSI", orderable=False)
     profile = tables.Column(linkify=True, orderable=False)
     status = tables.Column(orderable=False)
     subscriber = tables.Column(linkify=True, orderable=False, verbose_name="Subscriber")
