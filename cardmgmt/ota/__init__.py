@@ -17,6 +17,7 @@ from .command import (
     command_packet_length,
     decode_command,
     encode_command,
+    encode_commands,
     parse_command_header,
 )
 from .crypto import (
@@ -191,6 +192,7 @@ __all__ = [
     "delete",
     "describe_por",
     "encode_command",
+    "encode_commands",
     "encode_por",
     "encode_scts",
     "encrypt",

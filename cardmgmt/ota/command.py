@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hmac
 import struct
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 
 from .crypto import (
@@ -204,6 +204,122 @@ def encode_command(
             cmac_length=cmac_length,
         )
     return header + clear
+
+
+CommandItem = tuple[int, bytes, bytes, bytes]  # (CNTR, secured data, KIc key, KID key)
+
+
+def _shape(
+    shapes: dict[int, _Layout],
+    spi: Spi,
+    kic: int,
+    kid: int,
+    tar: bytes,
+    data_len: int,
+    cmac_length: int,
+) -> _Layout:
+    layout = shapes.get(data_len)
+    if layout is None:
+        layout = _LAYOUTS.get((spi.raw, kic, kid, tar, data_len, cmac_length))
+        if layout is None:
+            layout = _layout(spi, kic, kid, tar, data_len, cmac_length)
+        shapes[data_len] = layout
+    return layout
+
+
+def encode_commands(
+    spi: Spi,
+    kic: int,
+    kid: int,
+    tar: bytes,
+    items: Iterable[CommandItem],
+    *,
+    cmac_length: int = 8,
+) -> list[bytes]:
+    """Secure many command packets of one shape (SPI, KIc, KID, TAR): a campaign's batch.
+
+    `items` yields (cntr, data, kic_key, kid_key) per packet. The result is, item for item,
+    byte-identical to `encode_command(SecuredCommandPacket(spi, kic, kid, tar, cntr, data),
+    kic_key, kid_key, cmac_length=cmac_length)`, and an item that call would refuse raises the
+    same error here. What differs is the cost around the crypto calls: the header checks run
+    once, the layout is looked up once per data length (not per packet, with a 6-part key),
+    and for AES-CMAC + AES-CBC the loop holds nothing but the counter, the two struct packers,
+    the `cryptography` calls and the header concatenation.
+    """
+    SecuredCommandPacket(spi, kic, kid, tar, 0, b"")  # TAR, KIc, KID checked once
+    out: list[bytes] = []
+    append = out.append
+    shapes: dict[int, _Layout] = {}
+    last_len = -1
+    header = b""
+    pad = cc_len = 0
+    mac_input: _Packer = bytes
+    body: _Packer = bytes
+    mac: Checksum | None = None
+    enc: Transform | None = None
+    try:
+        aes = (
+            spi.security is Security.CC
+            and spi.ciphering
+            and checksum_for(algorithm_of(kid)) is _aes_cmac
+            and encryptor_for(algorithm_of(kic)) is _aes_cbc_encrypt
+        )
+    except OtaError:  # refused by the first item below, as encode_command refuses it
+        aes = False
+    if aes:
+        for cntr, data, kic_key, kid_key in items:
+            try:
+                if len(data) != last_len:
+                    last_len = len(data)
+                    header, pad, mac_input, body, *_ = _shape(
+                        shapes, spi, kic, kid, tar, last_len, cmac_length
+                    )
+                c = cntr.to_bytes(5)  # PCNTR goes beside it as `pad`
+                cmac = CMAC(AES(kid_key))
+                cmac.update(mac_input(header, c, pad, data))
+                append(
+                    header
+                    + Cipher(AES(kic_key), _CBC16)
+                    .encryptor()
+                    .update(body(c, pad, cmac.finalize(), data))
+                )
+            except Exception:  # redone one by one: raises what encode_command raises
+                last_len = -1
+                append(_encode_one(spi, kic, kid, tar, cntr, data, kic_key, kid_key, cmac_length))
+        return out
+    for cntr, data, kic_key, kid_key in items:
+        try:
+            if len(data) != last_len:
+                last_len = len(data)
+                header, pad, mac_input, body, cc_len, mac, enc = _shape(
+                    shapes, spi, kic, kid, tar, last_len, cmac_length
+                )
+            c = cntr.to_bytes(5)
+            if mac is not None:
+                clear = body(c, pad, mac(kid_key, mac_input(header, c, pad, data), cc_len), data)
+            else:
+                clear = body(c, pad, b"", data)
+            append(header + enc(kic_key, clear) if enc is not None else header + clear)
+        except Exception:  # redone one by one: raises what encode_command raises
+            last_len = -1
+            append(_encode_one(spi, kic, kid, tar, cntr, data, kic_key, kid_key, cmac_length))
+    return out
+
+
+def _encode_one(
+    spi: Spi,
+    kic: int,
+    kid: int,
+    tar: bytes,
+    cntr: int,
+    data: bytes,
+    kic_key: bytes,
+    kid_key: bytes,
+    cmac_length: int,
+) -> bytes:
+    """The single-packet path for an item the batch loop could not take (any error, odd types)."""
+    packet = SecuredCommandPacket(spi, kic, kid, tar, cntr, data)
+    return encode_command(packet, kic_key, kid_key, cmac_length=cmac_length)
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import datetime
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import groupby
 from typing import Any
 
 from django.db import connection, transaction
@@ -244,18 +245,10 @@ def plan_bulk_jobs(
         else None
     )
     stamp = now.isoformat()
-    for n, (target, params, plan, kvn) in enumerate(planned):
-        counter, sealed_kic, sealed_kid = allocated[target.card_id]
-        first = plan.steps[0]
-        packet = ota.encode_command(
-            ota.SecuredCommandPacket(
-                params.spi, params.kic, params.kid, first.tar, counter, first.data
-            ),
-            crypto.unseal(sealed_kic, "kic"),
-            crypto.unseal(sealed_kid, "kid"),
-            cmac_length=params.cmac_length,
-        )
-        segments = ota.segment_packet(packet, reference=counter & 0xFF)
+    packets = _secure_first_steps(planned, allocated)
+    for n, (target, _params, plan, kvn) in enumerate(planned):
+        counter = allocated[target.card_id][0]
+        segments = ota.segment_packet(packets[n], reference=counter & 0xFF)
         job_id = job_ids[n] if is_pg else None
         if target.data is None and shared_parameters is not None:
             job_parameters = shared_parameters
@@ -327,6 +320,37 @@ def plan_bulk_jobs(
     if operation == OtaOperation.LOAD_INSTALL and applet_version is not None and planned:
         _mark_loading([t.card_id for t, *_ in planned], applet_version, now)
     return result
+
+
+def _secure_first_steps(
+    planned: list[tuple[BulkTarget, ota.CardProfileParams, ota.ScriptPlan, int]],
+    allocated: dict[int, tuple[int, bytes, bytes]],
+) -> list[bytes]:
+    """The secured packet of each planned job's first step, in `planned` order.
+
+    Consecutive jobs with the same packet shape (SPI, KIc, KID, TAR, CMAC length: one card
+    profile and operation) go through `ota.encode_commands` as one batch; keys are unsealed
+    one card at a time as the batch reaches it, as the per-packet loop did.
+    """
+
+    def shape(entry: tuple[int, tuple]) -> tuple:
+        _target, params, plan, _kvn = entry[1]
+        return (params.spi, params.kic, params.kid, plan.steps[0].tar, params.cmac_length)
+
+    def items(run: Iterable[tuple[int, tuple]]) -> Iterator[tuple[int, bytes, bytes, bytes]]:
+        for _n, (target, _params, plan, _kvn) in run:
+            counter, sealed_kic, sealed_kid = allocated[target.card_id]
+            yield (
+                counter,
+                plan.steps[0].data,
+                crypto.unseal(sealed_kic, "kic"),
+                crypto.unseal(sealed_kid, "kid"),
+            )
+
+    packets: list[bytes] = []
+    for (spi, kic, kid, tar, cmac_length), run in groupby(enumerate(planned), key=shape):
+        packets += ota.encode_commands(spi, kic, kid, tar, items(run), cmac_length=cmac_length)
+    return packets
 
 
 def _mark_loading(card_ids: list[int], version: AppletVersion, now: datetime.datetime) -> None:
