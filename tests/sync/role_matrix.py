@@ -112,3 +112,29 @@ SYNC_MATRIX: dict[str, dict] = {
         "get_status": dict.fromkeys(EVERYONE, 405),
     },
 }
+
+# Write payloads of the UI forms (merged into tests/portal/test_role_matrix.py's PAYLOADS);
+# `o` is that test's objects: o.sync_profile, o.sync_template, o.spare_subscriber (no profile).
+_SETTINGS = {
+    "server_url": "https://sync.operator.example/syncml",
+    "datastores": '[{"local_name": "Contacts", "remote_uri": "contacts",'
+    ' "content_type": "text/x-vcard", "mode": 200}]',
+    "interval_minutes": "60",
+    "trigger_ota": "on",
+    "conflict_policy": "merge",
+}
+
+SYNC_WRITE_PAYLOADS: dict[tuple[str, str], object] = {
+    ("sync:profile_add", "post"): lambda o: {
+        "msisdn": o.spare_subscriber.msisdn,
+        "template": o.sync_template.pk,
+    },
+    ("sync:profile_edit", "post"): lambda o: {
+        **_SETTINGS,
+        "template": o.sync_template.pk,
+        "overrides": ["interval_minutes"],
+    },
+    ("sync:profile_reset_credentials", "post"): lambda o: {},
+    ("sync:template_add", "post"): lambda o: {**_SETTINGS, "name": "matrix form template"},
+    ("sync:template_edit", "post"): lambda o: {**_SETTINGS, "name": o.sync_template.name},
+}
