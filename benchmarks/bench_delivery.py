@@ -297,7 +297,11 @@ def main() -> None:
     confirmed = OtaMessage.objects.filter(state="confirmed").count()
     for worker in workers:
         worker.terminate()
-        worker.wait(30)
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:  # a warm shutdown still busy: the figures are taken
+            worker.kill()
+            worker.wait(30)
     lab.stop()
     figures.append(
         Figure(
