@@ -1,7 +1,6 @@
 """`python -m handset smsc` standalone, and a third-party ESME (smpplib) against the simulator."""
 
 import asyncio
-import importlib.util
 import os
 import signal
 import subprocess
@@ -68,16 +67,6 @@ def test_standalone_smsc_echoes_and_stops_on_sigterm():
         if process.poll() is None:
             process.kill()
             process.wait()
-
-
-@pytest.mark.skipif(
-    importlib.util.find_spec("handset.fleet") is not None, reason="the fleet exists now"
-)
-def test_fleet_without_fleet_module_is_a_clear_error():
-    process = _start_smsc("--fleet", "cards.json")
-    _, err = process.communicate(timeout=20)
-    assert process.returncode != 0
-    assert "handset.fleet" in err
 
 
 smpplib = pytest.importorskip("smpplib.client", reason="smpplib is not installed (optional)")
