@@ -104,6 +104,9 @@ ALGORITHMS: dict[str, tuple[KeyAlgorithm, int]] = {
     "aes256": (KeyAlgorithm.AES, 32),
     "3des2": (KeyAlgorithm.TDES_2KEY, 16),
     "3des3": (KeyAlgorithm.TDES_3KEY, 24),
+    # The portal's names (cardmgmt KeyAlgorithm), as `manage.py export_fleet` writes them.
+    "3des2k": (KeyAlgorithm.TDES_2KEY, 16),
+    "3des3k": (KeyAlgorithm.TDES_3KEY, 24),
     "des": (KeyAlgorithm.DES_CBC, 8),
 }
 COUNTER_MODES = {
