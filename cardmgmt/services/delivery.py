@@ -19,13 +19,11 @@ from __future__ import annotations
 import datetime
 import json
 import logging
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from cardmgmt import ota
@@ -830,7 +828,3 @@ def expire_overdue_messages(*, now: datetime.datetime | None = None) -> int:
                 _retry_or_fail(locked, "no PoR within the timeout")
                 expired += 1
     return expired
-
-
-def jobs_for(cards: Iterable[Card]) -> Q:
-    return Q(card__in=list(cards))
