@@ -26,9 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import environ  # noqa: E402
-import psycopg  # noqa: E402
-from psycopg import sql  # noqa: E402
+from benchmarks.database import BenchDatabase  # noqa: E402
 
 LINK_MESSAGES = int(os.environ.get("BENCH_LINK_MESSAGES", "30000"))
 CARDS = int(os.environ.get("BENCH_OTA_CARDS", "1000"))
@@ -36,25 +34,8 @@ LINK_TARGET = 5000.0
 # Which parts to run (comma-separated): "link", "e2e"; both by default.
 PARTS = set(os.environ.get("BENCH_PARTS", "link,e2e").split(","))
 
-base = environ.Env.db_url_config(
-    os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/portal")
-)
-if "postgresql" not in base["ENGINE"]:
-    sys.exit("bench_delivery needs DATABASE_URL on PostgreSQL")
-BENCH_DB = f"{base['NAME']}_bench_ota"
-ADMIN = {
-    "host": base["HOST"] or "127.0.0.1",
-    "port": base["PORT"] or 5432,
-    "user": base["USER"] or "postgres",
-}
-with psycopg.connect(dbname="postgres", autocommit=True, **ADMIN) as _conn:
-    _conn.execute(
-        sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(BENCH_DB))
-    )
-    _conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(BENCH_DB)))
-os.environ["DATABASE_URL"] = (
-    f"postgres://{ADMIN['user']}@{ADMIN['host']}:{ADMIN['port']}/{BENCH_DB}"
-)
+BENCH_DB = BenchDatabase("bench_ota")
+BENCH_DB.create()
 os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/8")
 os.environ["PORTAL_DATA_DIR"] = str(ROOT / "data" / "bench")
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
@@ -321,7 +302,4 @@ if __name__ == "__main__":
         main()
     finally:
         connection.close()
-        with psycopg.connect(dbname="postgres", autocommit=True, **ADMIN) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(BENCH_DB))
-            )
+        BENCH_DB.drop()

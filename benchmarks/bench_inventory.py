@@ -16,39 +16,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import environ  # noqa: E402
-import psycopg  # noqa: E402
-from psycopg import sql  # noqa: E402
+from benchmarks.database import BenchDatabase  # noqa: E402
 
 CARDS = int(os.environ.get("BENCH_CARDS", "1000000"))
 IMPORT_LIMIT_S = 60.0
 PAGE_LIMIT_MS = 150.0
 
-base = environ.Env.db_url_config(
-    os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/portal")
-)
-if "postgresql" not in base["ENGINE"]:
-    sys.exit("bench_inventory needs DATABASE_URL on PostgreSQL")
-BENCH_DB = f"{base['NAME']}_bench"
-admin_params = {
-    "host": base["HOST"] or "127.0.0.1",
-    "port": base["PORT"] or 5432,
-    "user": base["USER"] or "postgres",
-}
-
-
-def recreate_database() -> None:
-    with psycopg.connect(dbname="postgres", autocommit=True, **admin_params) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(BENCH_DB))
-        )
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(BENCH_DB)))
-
-
-recreate_database()
-os.environ["DATABASE_URL"] = (
-    f"postgres://{admin_params['user']}@{admin_params['host']}:{admin_params['port']}/{BENCH_DB}"
-)
+BENCH_DB = BenchDatabase("bench")
+BENCH_DB.create()
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 os.environ["PORTAL_DATA_DIR"] = str(ROOT / "data" / "bench")
 
@@ -217,9 +192,4 @@ if __name__ == "__main__":
     finally:
         connection.close()
         if not os.environ.get("BENCH_KEEP_DB"):
-            with psycopg.connect(dbname="postgres", autocommit=True, **admin_params) as conn:
-                conn.execute(
-                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                        sql.Identifier(BENCH_DB)
-                    )
-                )
+            BENCH_DB.drop()
