@@ -25,9 +25,15 @@ $(DEV_STAMP): requirements.txt requirements-dev.txt | $(VENV)/bin/python
 	$(VENV)/bin/pip install --quiet -r requirements-dev.txt
 	touch $@
 
+# make run's ports (the Procfile reads them too): WEB_PORT=8001 SMSC_PORT=2776 make run
+WEB_PORT ?= 8000
+SMSC_PORT ?= 2775
+export WEB_PORT SMSC_PORT
+
 run: $(RUN_STAMP)
 	$(PY) manage.py migrate --no-input -v0
-	$(PY) manage.py seed_demo --fleet data/fleet.json
+	$(PY) manage.py seed_demo --fleet data/fleet.json --books data/books \
+		--server-url http://127.0.0.1:$(WEB_PORT)/syncml --smsc-port $(SMSC_PORT)
 	$(VENV)/bin/honcho start -f Procfile
 
 test: $(DEV_STAMP)

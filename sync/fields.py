@@ -20,6 +20,12 @@ class StringListField(ArrayField):
             return super().cast_db_type(connection)
         return "text"
 
+    def get_placeholder(self, value: Any, compiler, connection) -> str:  # type: ignore[no-untyped-def]
+        # ArrayField casts its placeholder (`%s::text[]`), which SQLite cannot parse.
+        if connection.vendor == "postgresql":
+            return super().get_placeholder(value, compiler, connection)
+        return "%s"
+
     def get_db_prep_value(self, value: Any, connection, prepared: bool = False) -> Any:  # type: ignore[no-untyped-def]
         if connection.vendor == "postgresql":
             return super().get_db_prep_value(value, connection, prepared)
