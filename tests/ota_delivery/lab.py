@@ -16,7 +16,7 @@ from typing import Any
 
 from django.core.management import call_command
 
-from handset.fleet import router_from_file
+from handset.fleet import FleetRouter, router_from_file
 from handset.smsc import SmscSimulator
 from tests.conftest import ROOT, _worker_env
 
@@ -26,11 +26,14 @@ SYSTEM_ID, PASSWORD, OTA_ADDRESS = "ota", "secret12", "12345"
 class SmscThread:
     """The SMSC simulator and its fleet, running on an event loop in a thread."""
 
-    def __init__(self, fleet_path: Path) -> None:
+    def __init__(self, fleet_path: Path | None = None, router: FleetRouter | None = None) -> None:
+        """The fleet file's cards, or a router of your own (phones: `handset.lab.PhoneRouter`)."""
+        if (fleet_path is None) == (router is None):
+            raise ValueError("give a fleet file or a router")
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
-        self.router = router_from_file(fleet_path)
+        self.router = router if router is not None else router_from_file(fleet_path)
         self.smsc = SmscSimulator({SYSTEM_ID: PASSWORD}, router=self.router, host="127.0.0.1")
         self.run(self.smsc.start())
 
