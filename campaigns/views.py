@@ -184,6 +184,13 @@ class RunProgressView(RunDetailView):
 
     template_name = "campaigns/run_progress.html"
 
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        # The buttons sit outside the polled fragment: send them along, swapped out of band,
+        # so a run that ends or is paused elsewhere no longer offers Pause or Cancel.
+        context["oob"] = True
+        return context
+
 
 class RunTargetListView(ObjectListView):
     permission_required = READ_PERMISSION
