@@ -180,13 +180,15 @@ def content_hash(f: dict, cc: str = "+49") -> str:
     """Digest of the normalised content: equal for two copies that differ only in format."""
     norm: dict = {}
     for prop in SINGLE:
-        k = single_key(prop, f.get(prop))
-        if k:
-            norm[prop] = k
+        if prop in f:  # an absent property has no key
+            k = single_key(prop, f[prop])
+            if k:
+                norm[prop] = k
     for prop in MULTI:
-        keys = sorted({element_key(prop, e, cc) for e in f.get(prop, [])} - {""})
-        if keys:
-            norm[prop] = keys
+        if prop in f:
+            keys = sorted({element_key(prop, e, cc) for e in f[prop]} - {""})
+            if keys:
+                norm[prop] = keys
     raw = json.dumps(norm, sort_keys=True, ensure_ascii=False).encode()
     return hashlib.md5(raw).hexdigest()
 

@@ -18,7 +18,7 @@ NS_DEVINF = "syncml:devinf"
 SYNCML_NAMESPACES = {"1.1": NS_SYNCML_11, "1.2": NS_SYNCML_12}
 
 
-@dataclass
+@dataclass(slots=True)
 class Element:
     """One element: ``text`` is str for character data, bytes for WBXML opaque data."""
 

@@ -48,8 +48,13 @@ def _flag(tag: str, ns: str, on: bool) -> list[Element]:
     return [Element(tag, ns)] if on else []
 
 
-def _extra(e: Element, known: set[str]) -> list[Element]:
+def _extra(e: Element, known: frozenset[str] | set[str]) -> list[Element]:
     return [c for c in e.children if c.tag not in known]
+
+
+def _first(e: Element) -> dict[str, Element]:
+    """Each child tag's first element, found in one pass (``e.child`` scans every time)."""
+    return {c.tag: c for c in reversed(e.children)}
 
 
 # ------------------------------------------------------------------------------- meta
@@ -70,10 +75,10 @@ class Mem:
     free_id: int | None = None
 
 
-_META_KNOWN = {
+_META_KNOWN = frozenset({
     "Format", "Type", "Mark", "Size", "Anchor", "Version", "NextNonce", "MaxMsgSize",
     "MaxObjSize", "EMI", "Mem", "MetInf",
-}  # fmt: skip
+})  # fmt: skip
 
 
 @dataclass(kw_only=True)
@@ -95,25 +100,30 @@ class Meta:
 
     @classmethod
     def from_element(cls, e: Element) -> Meta:
-        children = list(e.children)
-        for wrapper in e.all("MetInf"):  # some clients wrap MetInf in Meta
-            children.extend(wrapper.children)
-        box = Element("Meta", e.ns, children)
-        anchor = box.child("Anchor")
-        mem = box.child("Mem")
+        box = e
+        kids = _first(e)
+        if "MetInf" in kids:  # some clients wrap MetInf in Meta
+            children = list(e.children)
+            for wrapper in e.all("MetInf"):
+                children.extend(wrapper.children)
+            box = Element("Meta", e.ns, children)
+            kids = _first(box)
+        get = kids.get
+        anchor = get("Anchor")
+        mem = get("Mem")
         return cls(
-            format=_text(box.child("Format")),
-            type=_text(box.child("Type")),
-            mark=_text(box.child("Mark")),
-            size=_int(box.child("Size")),
+            format=_text(get("Format")),
+            type=_text(get("Type")),
+            mark=_text(get("Mark")),
+            size=_int(get("Size")),
             anchor=None
             if anchor is None
             else Anchor(last=_text(anchor.child("Last")), next=_text(anchor.child("Next"))),
-            version=_text(box.child("Version")),
-            next_nonce=_text(box.child("NextNonce")),
-            max_msg_size=_int(box.child("MaxMsgSize")),
-            max_obj_size=_int(box.child("MaxObjSize")),
-            emi=[e2.text_str().strip() for e2 in box.all("EMI")],
+            version=_text(get("Version")),
+            next_nonce=_text(get("NextNonce")),
+            max_msg_size=_int(get("MaxMsgSize")),
+            max_obj_size=_int(get("MaxObjSize")),
+            emi=[e2.text_str().strip() for e2 in box.all("EMI")] if "EMI" in kids else [],
             mem=None
             if mem is None
             else Mem(
@@ -152,9 +162,8 @@ class Meta:
         return Element("Meta", ns, kids)
 
 
-def _meta(e: Element) -> Meta | None:
-    m = e.child("Meta")
-    return None if m is None else Meta.from_element(m)
+def _meta(e: Element | None) -> Meta | None:
+    return None if e is None else Meta.from_element(e)
 
 
 def _meta_el(meta: Meta | None, ns: str) -> list[Element]:
@@ -174,10 +183,14 @@ class Location:
 
     @classmethod
     def from_element(cls, e: Element) -> Location:
+        children = e.children
+        if len(children) == 1 and children[0].tag == "LocURI":  # the usual Target/Source
+            return cls(loc_uri=_text(children[0]) or "")
+        kids = _first(e)
         return cls(
-            loc_uri=_text(e.child("LocURI")) or "",
-            loc_name=_text(e.child("LocName")),
-            extra=_extra(e, {"LocURI", "LocName"}),
+            loc_uri=_text(kids.get("LocURI")) or "",
+            loc_name=_text(kids.get("LocName")),
+            extra=_extra(e, _LOCATION_KNOWN),
         )
 
     def to_element(self, tag: str, ns: str) -> Element:
@@ -186,8 +199,10 @@ class Location:
         return Element(tag, ns, kids + self.extra)
 
 
-def _loc(e: Element, tag: str) -> Location | None:
-    c = e.child(tag)
+_LOCATION_KNOWN = frozenset({"LocURI", "LocName"})
+
+
+def _loc(c: Element | None) -> Location | None:
     return None if c is None else Location.from_element(c)
 
 
@@ -204,7 +219,7 @@ class Cred:
 
     @classmethod
     def from_element(cls, e: Element) -> Cred:
-        return cls(meta=_meta(e), data=_text(e.child("Data")) or "")
+        return cls(meta=_meta(e.child("Meta")), data=_text(e.child("Data")) or "")
 
     def to_element(self, ns: str) -> Element:
         return Element("Cred", ns, [*_meta_el(self.meta, ns), Element("Data", ns, text=self.data)])
@@ -214,8 +229,7 @@ class Cred:
         return (self.meta.type if self.meta and self.meta.type else "syncml:auth-basic").strip()
 
 
-def _cred(e: Element) -> Cred | None:
-    c = e.child("Cred")
+def _cred(c: Element | None) -> Cred | None:
     return None if c is None else Cred.from_element(c)
 
 
@@ -231,7 +245,7 @@ class Chal:
 
     @classmethod
     def from_element(cls, e: Element) -> Chal:
-        return cls(meta=_meta(e) or Meta())
+        return cls(meta=_meta(e.child("Meta")) or Meta())
 
     def to_element(self, ns: str) -> Element:
         return Element("Chal", ns, [self.meta.to_element(ns)])
@@ -255,13 +269,14 @@ class Item:
 
     @classmethod
     def from_element(cls, e: Element) -> Item:
-        from .devinf import DevInf
-
         data: ItemData = None
-        d = e.child("Data")
+        kids = _first(e)
+        d = kids.get("Data")
         if d is not None:
             dev = d.child("DevInf")
             if dev is not None:
+                from .devinf import DevInf
+
                 data = DevInf.from_element(dev)
             elif d.children:
                 data = d.children[0]
@@ -273,16 +288,14 @@ class Item:
             else:
                 data = d.text or ""
         return cls(
-            target=_loc(e, "Target"),
-            source=_loc(e, "Source"),
-            source_parent=_loc(e, "SourceParent"),
-            target_parent=_loc(e, "TargetParent"),
-            meta=_meta(e),
+            target=_loc(kids.get("Target")),
+            source=_loc(kids.get("Source")),
+            source_parent=_loc(kids.get("SourceParent")),
+            target_parent=_loc(kids.get("TargetParent")),
+            meta=_meta(kids.get("Meta")),
             data=data,
-            more_data=e.child("MoreData") is not None,
-            extra=_extra(
-                e, {"Target", "Source", "SourceParent", "TargetParent", "Meta", "Data", "MoreData"}
-            ),
+            more_data="MoreData" in kids,
+            extra=_extra(e, _ITEM_KNOWN),
         )
 
     def to_element(self, ns: str) -> Element:
@@ -309,8 +322,13 @@ class Item:
         return Element("Item", ns, kids + self.extra)
 
 
+_ITEM_KNOWN = frozenset(
+    {"Target", "Source", "SourceParent", "TargetParent", "Meta", "Data", "MoreData"}
+)
+
+
 def _items(e: Element) -> list[Item]:
-    return [Item.from_element(i) for i in e.all("Item")]
+    return [Item.from_element(i) for i in e.children if i.tag == "Item"]
 
 
 def _items_el(items: list[Item], ns: str) -> list[Element]:
@@ -318,6 +336,9 @@ def _items_el(items: list[Item], ns: str) -> list[Element]:
 
 
 # ------------------------------------------------------------------------------- commands
+
+
+_ALERT_KNOWN = frozenset({"CmdID", "NoResp", "Cred", "Data", "Correlator", "Item"})
 
 
 @dataclass(kw_only=True)
@@ -335,14 +356,15 @@ class Alert:
 
     @classmethod
     def from_element(cls, e: Element) -> Alert:
+        kids = _first(e)
         return cls(
-            cmd_id=_text(e.child("CmdID")) or "",
-            no_resp=e.child("NoResp") is not None,
-            cred=_cred(e),
-            data=_int(e.child("Data")),
-            correlator=_text(e.child("Correlator")),
+            cmd_id=_text(kids.get("CmdID")) or "",
+            no_resp="NoResp" in kids,
+            cred=_cred(kids.get("Cred")),
+            data=_int(kids.get("Data")),
+            correlator=_text(kids.get("Correlator")),
             items=_items(e),
-            extra=_extra(e, {"CmdID", "NoResp", "Cred", "Data", "Correlator", "Item"}),
+            extra=_extra(e, _ALERT_KNOWN),
         )
 
     def to_element(self, ns: str) -> Element:
@@ -350,6 +372,15 @@ class Alert:
         kids += _cred_el(self.cred, ns) + _leaf("Data", ns, self.data)
         kids += _leaf("Correlator", ns, self.correlator) + _items_el(self.items, ns)
         return Element(self.NAME, ns, kids + self.extra)
+
+
+_STATUS_KNOWN = frozenset(
+    {"CmdID", "MsgRef", "CmdRef", "Cmd", "Data", "TargetRef", "SourceRef", "Cred", "Chal", "Item"}
+)
+
+
+def _refs(e: Element, tag: str) -> list[str]:
+    return [c.text_str().strip() for c in e.children if c.tag == tag]
 
 
 @dataclass(kw_only=True)
@@ -371,33 +402,20 @@ class Status:
 
     @classmethod
     def from_element(cls, e: Element) -> Status:
-        chal = e.child("Chal")
+        kids = _first(e)
+        chal = kids.get("Chal")
         return cls(
-            cmd_id=_text(e.child("CmdID")) or "",
-            msg_ref=_text(e.child("MsgRef")) or "",
-            cmd_ref=_text(e.child("CmdRef")) or "",
-            cmd=_text(e.child("Cmd")) or "",
-            data=_int(e.child("Data")),
-            target_refs=[c.text_str().strip() for c in e.all("TargetRef")],
-            source_refs=[c.text_str().strip() for c in e.all("SourceRef")],
-            cred=_cred(e),
+            cmd_id=_text(kids.get("CmdID")) or "",
+            msg_ref=_text(kids.get("MsgRef")) or "",
+            cmd_ref=_text(kids.get("CmdRef")) or "",
+            cmd=_text(kids.get("Cmd")) or "",
+            data=_int(kids.get("Data")),
+            target_refs=_refs(e, "TargetRef") if "TargetRef" in kids else [],
+            source_refs=_refs(e, "SourceRef") if "SourceRef" in kids else [],
+            cred=_cred(kids.get("Cred")),
             chal=None if chal is None else Chal.from_element(chal),
-            items=_items(e),
-            extra=_extra(
-                e,
-                {
-                    "CmdID",
-                    "MsgRef",
-                    "CmdRef",
-                    "Cmd",
-                    "Data",
-                    "TargetRef",
-                    "SourceRef",
-                    "Cred",
-                    "Chal",
-                    "Item",
-                },
-            ),
+            items=_items(e) if "Item" in kids else [],
+            extra=_extra(e, _STATUS_KNOWN),
         )
 
     def to_element(self, ns: str) -> Element:
@@ -430,13 +448,14 @@ class _ItemCommand:
 
     @classmethod
     def from_element(cls, e: Element):
+        kids = _first(e)
         return cls(
-            cmd_id=_text(e.child("CmdID")) or "",
-            no_resp=e.child("NoResp") is not None,
-            cred=_cred(e),
-            meta=_meta(e),
+            cmd_id=_text(kids.get("CmdID")) or "",
+            no_resp="NoResp" in kids,
+            cred=_cred(kids.get("Cred")),
+            meta=_meta(kids.get("Meta")),
             items=_items(e),
-            extra=_extra(e, set(cls._KNOWN)),
+            extra=_extra(e, cls._KNOWN),
         )
 
     def _head(self, ns: str) -> list[Element]:
@@ -538,9 +557,9 @@ class Results:
             cmd_id=_text(e.child("CmdID")) or "",
             msg_ref=_text(e.child("MsgRef")),
             cmd_ref=_text(e.child("CmdRef")) or "",
-            meta=_meta(e),
-            target_refs=[c.text_str().strip() for c in e.all("TargetRef")],
-            source_refs=[c.text_str().strip() for c in e.all("SourceRef")],
+            meta=_meta(e.child("Meta")),
+            target_refs=_refs(e, "TargetRef"),
+            source_refs=_refs(e, "SourceRef"),
             items=_items(e),
             extra=_extra(
                 e, {"CmdID", "MsgRef", "CmdRef", "Meta", "TargetRef", "SourceRef", "Item"}
@@ -555,6 +574,9 @@ class Results:
         return Element(self.NAME, ns, kids + _items_el(self.items, ns) + self.extra)
 
 
+_MAPITEM_KNOWN = frozenset({"Target", "Source"})
+
+
 @dataclass(kw_only=True)
 class MapItem:
     """One LUID/GUID pair: ``target`` is the server GUID, ``source`` the client LUID."""
@@ -565,10 +587,11 @@ class MapItem:
 
     @classmethod
     def from_element(cls, e: Element) -> MapItem:
+        kids = _first(e)
         return cls(
-            target=_loc(e, "Target"),
-            source=_loc(e, "Source"),
-            extra=_extra(e, {"Target", "Source"}),
+            target=_loc(kids.get("Target")),
+            source=_loc(kids.get("Source")),
+            extra=_extra(e, _MAPITEM_KNOWN),
         )
 
     def to_element(self, ns: str) -> Element:
@@ -591,10 +614,10 @@ class Map:
     def from_element(cls, e: Element) -> Map:
         return cls(
             cmd_id=_text(e.child("CmdID")) or "",
-            target=_loc(e, "Target"),
-            source=_loc(e, "Source"),
-            cred=_cred(e),
-            meta=_meta(e),
+            target=_loc(e.child("Target")),
+            source=_loc(e.child("Source")),
+            cred=_cred(e.child("Cred")),
+            meta=_meta(e.child("Meta")),
             map_items=[MapItem.from_element(m) for m in e.all("MapItem")],
             extra=_extra(e, {"CmdID", "Target", "Source", "Cred", "Meta", "MapItem"}),
         )
@@ -650,10 +673,10 @@ class Sync:
         return cls(
             cmd_id=_text(e.child("CmdID")) or "",
             no_resp=e.child("NoResp") is not None,
-            cred=_cred(e),
-            target=_loc(e, "Target"),
-            source=_loc(e, "Source"),
-            meta=_meta(e),
+            cred=_cred(e.child("Cred")),
+            target=_loc(e.child("Target")),
+            source=_loc(e.child("Source")),
+            meta=_meta(e.child("Meta")),
             number_of_changes=_int(e.child("NumberOfChanges")),
             commands=[_command(c) for c in e.children if c.tag in _SYNC_COMMANDS],
             extra=[c for c in e.children if c.tag not in known and c.tag not in _SYNC_COMMANDS],
@@ -685,7 +708,7 @@ class _Container:
         return cls(
             cmd_id=_text(e.child("CmdID")) or "",
             no_resp=e.child("NoResp") is not None,
-            meta=_meta(e),
+            meta=_meta(e.child("Meta")),
             commands=[_command(c) for c in e.children if c.tag not in known],
         )
 
@@ -767,12 +790,12 @@ class SyncHdr:
             ver_proto=_text(e.child("VerProto")) or "",
             session_id=_text(e.child("SessionID")) or "",
             msg_id=_text(e.child("MsgID")) or "",
-            target=_loc(e, "Target"),
-            source=_loc(e, "Source"),
+            target=_loc(e.child("Target")),
+            source=_loc(e.child("Source")),
             resp_uri=_text(e.child("RespURI")),
             no_resp=e.child("NoResp") is not None,
-            cred=_cred(e),
-            meta=_meta(e),
+            cred=_cred(e.child("Cred")),
+            meta=_meta(e.child("Meta")),
             extra=_extra(e, known),
         )
 

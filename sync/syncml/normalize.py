@@ -5,12 +5,15 @@ Normalised values are for comparing, never for storing in place of what the user
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
 _WS = re.compile(r"\s+")
 _PHONE_SEPARATORS = re.compile(r"[\s\-./()\[\]\u00a0\u2010-\u2015]")
 _DIAL_SUFFIX = re.compile(r"[pPwW,;xX#*].*$|\s*(?:ext|Ext|EXT)\.?\s*\d+$")
+# Already E.164 as typed (ASCII digits only): the rules below would return it unchanged.
+_E164 = re.compile(r"\+[0-9]+")
 
 
 def normalize_name(name: str | None) -> str:
@@ -51,6 +54,17 @@ def normalize_phone(
     """
     if not number:
         return ""
+    if _E164.fullmatch(number):
+        return number
+    return _normalize_phone(number, default_country_code, international_prefix, trunk_prefix)
+
+
+# Matching normalises each phone several times (content digest, twin keys), and a handset's
+# numbers repeat from session to session: the rules run once per distinct input.
+@functools.lru_cache(maxsize=8192)
+def _normalize_phone(
+    number: str, default_country_code: str, international_prefix: str, trunk_prefix: str
+) -> str:
     s = unicodedata.normalize("NFKC", number).strip()
     if s.lower().startswith("tel:"):
         s = s[4:]

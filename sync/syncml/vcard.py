@@ -148,6 +148,9 @@ def _is_qp(prefix: bytes) -> bool:
 
 def _split_prefix(line: bytes) -> tuple[bytes, bytes] | None:
     """Split a logical line at the first ':' outside double quotes."""
+    colon = line.find(b":")
+    if colon >= 0 and line.find(b'"', 0, colon) < 0:  # the usual line: no quote before it
+        return line[:colon], line[colon + 1 :]
     quoted = False
     for i, ch in enumerate(line):
         if ch == 0x22:
@@ -180,18 +183,21 @@ def _logical_lines(data: bytes) -> list[bytes]:
 
 
 def _parse_params(prefix: str) -> tuple[str | None, str, list[tuple[str, str]]]:
-    parts: list[str] = []
-    buf: list[str] = []
-    quoted = False
-    for ch in prefix:
-        if ch == '"':
-            quoted = not quoted
-        elif ch == ";" and not quoted:
-            parts.append("".join(buf))
-            buf = []
-            continue
-        buf.append(ch)
-    parts.append("".join(buf))
+    if '"' not in prefix:  # nothing quoted: every ';' separates
+        parts = prefix.split(";")
+    else:
+        parts = []
+        buf: list[str] = []
+        quoted = False
+        for ch in prefix:
+            if ch == '"':
+                quoted = not quoted
+            elif ch == ";" and not quoted:
+                parts.append("".join(buf))
+                buf = []
+                continue
+            buf.append(ch)
+        parts.append("".join(buf))
     name = parts[0].strip()
     group = None
     if "." in name:
@@ -237,6 +243,8 @@ def _qp_decode(raw: bytes) -> bytes:
 
 
 def _unescape(s: str, v30: bool) -> str:
+    if "\\" not in s:
+        return s
     out: list[str] = []
     i = 0
     while i < len(s):
@@ -257,6 +265,8 @@ def _unescape(s: str, v30: bool) -> str:
 
 
 def _split_unescaped(s: str, sep: str) -> list[str]:
+    if "\\" not in s:
+        return s.split(sep)
     parts: list[str] = []
     buf: list[str] = []
     i = 0

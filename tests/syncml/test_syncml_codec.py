@@ -322,3 +322,75 @@ def test_element_helpers():
     e = Element("A", children=[Element("B", text="1"), Element("B", text=b"\xff")])
     assert [x.tag for x in e.iter()] == ["A", "B", "B"]
     assert e.all("B")[1].text_str() == "\ufffd"
+
+
+# ------------------------------------------------- the two XML parsers (libxml2 and expat)
+
+ROUTE_SAMPLES = [
+    INIT_12,
+    SYNC_12,
+    MAP_11,
+    # whitespace between elements, CR kept by a character reference, CDATA next to text,
+    # a comment and a processing instruction in the middle of a value, an unknown element
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<SyncML xmlns="SYNCML:SYNCML1.2">\n  <SyncHdr>'
+    b"<VerDTD>1.2</VerDTD>\n <X-Foo><Bar/> </X-Foo></SyncHdr>\n<SyncBody><Add><Data>a&#13;\r\n"
+    b"b<![CDATA[<c>\r\n]]>d<!-- note -->e<?pi x?>f&amp;&lt;</Data></Add> <Final/></SyncBody>"
+    b"</SyncML>",
+    # mixed content (not SyncML, but both parsers must agree on it)
+    b"<SyncML> t1 <SyncHdr>x</SyncHdr> t2 <SyncBody/>t3</SyncML>",
+    # another ASCII-compatible encoding, declared
+    '<?xml version="1.0" encoding="ISO-8859-1"?><SyncML><SyncHdr><VerDTD>M\u00fcller</VerDTD>'
+    "</SyncHdr><SyncBody/></SyncML>".encode("latin-1"),
+]
+
+
+@pytest.mark.parametrize("doc", ROUTE_SAMPLES)
+def test_libxml2_and_expat_build_the_same_tree(doc):
+    from sync.syncml import xmlcodec
+
+    assert xmlcodec._plain_document(doc)
+    fast = xmlcodec._parse_libxml2(doc, Limits())
+    assert fast is not None
+    assert fast == xmlcodec._parse_expat(doc, Limits())
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        b'<!DOCTYPE SyncML SYSTEM "file:///etc/passwd"><SyncML/>',
+        b'<?xml version="1.0"?>\n<!DOCTYPE SyncML PUBLIC "-//SYNCML//DTD SyncML 1.2//EN" "x.dtd">'
+        b"<SyncML/>",
+        '<?xml version="1.0" encoding="UTF-16"?><SyncML/>'.encode("utf-16"),
+        b'<?xml version="1.0" encoding="UTF-7"?><SyncML/>',
+        b" <SyncML/>",
+    ],
+)
+def test_doctypes_and_other_encodings_take_the_expat_route(doc):
+    # lxml would read a SYSTEM identifier as a local file: such documents never reach it.
+    from sync.syncml import xmlcodec
+
+    assert not xmlcodec._plain_document(doc)
+
+
+def test_a_local_doctype_file_is_never_read(tmp_path):
+    secret = tmp_path / "evil.dtd"
+    secret.write_text('<!ENTITY ent "from the file">')
+    doc = (
+        f'<?xml version="1.0"?><!DOCTYPE SyncML SYSTEM "{secret.as_uri()}">'
+        "<SyncML><SyncHdr><VerDTD>&ent;</VerDTD></SyncHdr><SyncBody/></SyncML>"
+    ).encode()
+    with pytest.raises(SyncMLParseError):
+        parse_message(doc)
+
+
+@pytest.mark.parametrize(
+    "doc, error",
+    [
+        (b"<SyncML><SyncHdr><VerDTD>&ent;</VerDTD></SyncHdr><SyncBody/></SyncML>", "malformed"),
+        (b"<SyncML><SyncHdr></SyncBody></SyncML>", "malformed"),
+        (b"<SyncML>" + b"<a>" * 300 + b"</a>" * 300 + b"</SyncML>", "deeper"),
+    ],
+)
+def test_what_libxml2_refuses_gets_expats_error(doc, error):
+    with pytest.raises((SyncMLParseError, SyncMLSizeError), match=error):
+        parse_message(doc)
