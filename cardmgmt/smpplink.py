@@ -32,6 +32,7 @@ from cardmgmt.smpp import SmppClient, SmppCommandError, SmppError, SmppThrottled
 from cardmgmt.smpp.dlr import InboundMessage
 from cardmgmt.smpp.ratelimit import RateLimiter, TokenBucket
 from portal import crypto
+from sync.syncml import wappush
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,20 @@ OTA_ESM_CLASS = 0x40  # UDHI: the UDH (CPI 70 / concatenation) is ours
 OTA_PROTOCOL_ID = 0x7F  # (U)SIM data download
 OTA_DATA_CODING = 0xF6  # 8-bit, class 2
 THROTTLE_RETRIES = 8
+
+
+def submit_coding(user_data: bytes) -> tuple[int, int]:
+    """(protocol_id, data_coding) for one TP-UD. A UDH that addresses an application port is
+    a WAP push for the handset itself (the Server-Alerted Notification): plain 8-bit data,
+    no message class; anything else the link sends is a secured packet for the card."""
+    if user_data:
+        header = user_data[1 : 1 + user_data[0]]
+        i = 0
+        while i + 2 <= len(header):
+            if header[i] == wappush.IEI_PORTS_16:  # application port addressing, 16-bit
+                return wappush.SMS_PROTOCOL_ID, wappush.SMS_DATA_CODING
+            i += 2 + header[i + 1]
+    return OTA_PROTOCOL_ID, OTA_DATA_CODING
 
 
 RECEIPT_STATES = {2: "DELIVRD", 3: "EXPIRED", 4: "DELETED", 5: "UNDELIV", 8: "REJECTD"}
@@ -222,6 +237,7 @@ class LinkRunner:
         )
 
     async def _submit_segment(self, message: delivery.Claimed, user_data: bytes) -> str:
+        protocol_id, data_coding = submit_coding(user_data)
         for attempt in range(THROTTLE_RETRIES):
             try:
                 return await self.client.submit(
@@ -229,8 +245,8 @@ class LinkRunner:
                     user_data,
                     source_addr=self.link.source_addr,
                     esm_class=OTA_ESM_CLASS,
-                    protocol_id=OTA_PROTOCOL_ID,
-                    data_coding=OTA_DATA_CODING,
+                    protocol_id=protocol_id,
+                    data_coding=data_coding,
                     registered_delivery=1,
                 )
             except SmppThrottledError:

@@ -14,6 +14,11 @@ urlpatterns = [
         views.ProfileResetCredentialsView.as_view(),
         name="profile_reset_credentials",
     ),
+    path(
+        "profiles/<int:pk>/server-alert/",
+        views.ProfileServerAlertView.as_view(),
+        name="profile_server_alert",
+    ),
     path("templates/", views.TemplateListView.as_view(), name="template_list"),
     path("templates/add/", views.TemplateCreateView.as_view(), name="template_add"),
     path("templates/<int:pk>/", views.TemplateDetailView.as_view(), name="template_detail"),

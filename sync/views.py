@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Count, Q
 from django.http import HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect
+from django.utils.html import format_html
 from django.views.generic import DetailView, TemplateView
 
 from cardmgmt.models import Subscriber
@@ -76,6 +77,8 @@ class ProfileDetailView(PortalPermissionMixin, DetailView):
                 bytes.fromhex(held["sealed"]), SECRET_DISPLAY_PURPOSE
             ).decode()
         context["may_change"] = self.request.user.has_perm("sync.change_syncprofile")
+        context["may_alert"] = may_alert(self.request.user)
+        context["san_sync_types"] = sorted(services.SAN_SYNC_TYPES.items())
         return context
 
 
@@ -135,6 +138,50 @@ class ProfileResetCredentialsView(PortalPermissionMixin, TemplateView):
         secret = services.reset_credentials(actor=self.actor, profile=profile)
         _show_secret_once(request, profile, secret)
         messages.success(request, "New device secret. Copy it now: it is shown once.")
+        return redirect(profile)
+
+
+def may_alert(user) -> bool:  # type: ignore[no-untyped-def]
+    """Sending a server alert acts on one subscriber: support may, as operators may."""
+    return user.has_perm("cardmgmt.operate_single_card") or user.has_perm(
+        "cardmgmt.run_ota_operation"
+    )
+
+
+class ProfileServerAlertView(PortalPermissionMixin, TemplateView):
+    """POST: send the handset a Server-Alerted Notification by SMS (for handsets without the
+    sync applet); the job that records it is linked in the message."""
+
+    permission_required = ()
+
+    def has_permission(self) -> bool:
+        return may_alert(self.request.user)
+
+    def get(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
+        return HttpResponseNotAllowed(["POST"])
+
+    def post(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
+        profile = get_object_or_404(
+            SyncProfile.objects.select_related("subscriber"), pk=kwargs["pk"]
+        )
+        try:
+            sync_type = int(request.POST.get("sync_type") or 206)
+        except ValueError:
+            sync_type = 0
+        try:
+            job = services.send_server_alert(actor=self.actor, profile=profile, sync_type=sync_type)
+        except ValidationError as exc:
+            messages.error(request, "Server alert not sent: " + "; ".join(exc.messages))
+            return redirect(profile)
+        messages.success(
+            request,
+            format_html(
+                'Server alert queued for {} (<a href="{}">job {}</a>).',
+                profile.subscriber.msisdn,
+                job.get_absolute_url(),
+                job.pk,
+            ),
+        )
         return redirect(profile)
 
 

@@ -69,6 +69,7 @@ __all__ = [
     "record_submitted",
     "release_unsent",
     "start_ota_job",
+    "start_wap_push_job",
 ]
 
 # Seconds before attempt n+1 (toolkit busy, failed receipt, lost PoR).
@@ -199,6 +200,85 @@ def _enqueue_advance(job_id: int, countdown: float = 0) -> None:
     )
 
 
+# A message without a TAR is an SMS for the handset itself (a WAP push), not a secured packet
+# for an applet: no counter, no keys, no PoR; its delivery receipt is its confirmation.
+NO_TAR = ""
+
+
+def _is_for_handset(message: OtaMessage) -> bool:
+    return message.tar == NO_TAR
+
+
+@transaction.atomic
+def start_wap_push_job(
+    *,
+    actor: Actor,
+    card: Card,
+    operation: str,
+    user_data: list[bytes],
+    payload: bytes,
+    description: str,
+    parameters: dict[str, Any] | None = None,
+    priority: int = 0,
+) -> OtaJob:
+    """Queue SMS for the handset of `card`'s subscriber (WAP push: `user_data` is the TP-UD of
+    each SMS, UDH with application ports included) through the SMPP link, recorded as a job
+    of one message. The link submits it as 8-bit data, not as a (U)SIM data download; the job
+    is done when every SMS is delivered. `payload` (what the SMS carry) is kept for the record.
+    """
+    subscriber = getattr(card, "subscriber", None)
+    if subscriber is None or not subscriber.msisdn:
+        raise ValidationError({"card": f"card {card} has no subscriber (no MSISDN to send to)"})
+    if not user_data:
+        raise ValidationError("nothing to send")
+    now = timezone.now()
+    job = OtaJob.objects.create(
+        operation=operation,
+        card=card,
+        parameters=dict(parameters or {}),
+        priority=priority,
+        requested_by=actor.label,
+        state=OtaJobState.RUNNING,
+    )
+    OtaMessage.objects.create(
+        job=job,
+        step=0,
+        description=description[:100],
+        card=card,
+        msisdn=subscriber.msisdn,
+        tar=NO_TAR,
+        kvn=0,
+        secured_data=payload,
+        priority=priority,
+        state=OtaMessageState.QUEUED,
+        attempt=1,
+        user_data=[ud.hex() for ud in user_data],
+        queued_at=now,
+        history=[{"attempt": 1, "at": now.isoformat()}],
+    )
+    record_change(
+        actor=actor,
+        action=AuditAction.OPERATE,
+        instance=job,
+        after=snapshot(job),
+        message=f"{description}: {len(user_data)} SMS to the handset of {subscriber.msisdn}",
+    )
+    return job
+
+
+def _requeue_for_handset(message: OtaMessage) -> None:
+    """Another attempt of an SMS for the handset: the same octets (no counter to renew)."""
+    message.attempt += 1
+    message.state = OtaMessageState.QUEUED
+    message.queued_at = timezone.now()
+    message.submitted_at = message.delivered_at = message.next_attempt_at = None
+    message.history = [
+        *message.history,
+        {"attempt": message.attempt, "at": message.queued_at.isoformat()},
+    ]
+    message.save()
+
+
 def _set_installation(card: Card, version: AppletVersion, state: str, source: str) -> None:
     Installation.objects.update_or_create(
         card=card,
@@ -273,6 +353,9 @@ def advance_ota_job(*, job_id: int) -> OtaJob:
             # In order: the next step only once every earlier one is confirmed.
             first_open = next(m for m in messages if m.state != OtaMessageState.CONFIRMED)
             due = [m for m in due if m is first_open]
+        for message in [m for m in due if _is_for_handset(m)]:
+            _requeue_for_handset(message)
+        due = [m for m in due if not _is_for_handset(m)]
         if due:
             keyset = KeySet.objects.get(card=job.card, kvn=due[0].kvn)
             keys = otabridge.card_keys(keyset)
@@ -705,6 +788,13 @@ def _process_receipt(inbound: InboundMessage) -> None:
     )
     if len(states) == len(message.user_data) and all(state in _DELIVERED for state in states):
         message.state, message.delivered_at = OtaMessageState.DELIVERED, timezone.now()
+        if _is_for_handset(message):
+            # No applet answers a WAP push: delivered to the handset is the end of it.
+            message.state, message.confirmed_at = OtaMessageState.CONFIRMED, message.delivered_at
+            message.por_text = "delivered to the handset (no PoR for a WAP push)"
+            message.save(update_fields=["state", "delivered_at", "confirmed_at", "por_text"])
+            _enqueue_advance(message.job_id)
+            return
         message.save(update_fields=["state", "delivered_at"])
 
 

@@ -120,3 +120,13 @@ class HeldDeleteSerializer(serializers.ModelSerializer):
 
     def get_count(self, obj: HeldDelete) -> int:
         return len(obj.guids)
+
+
+class ServerAlertSerializer(serializers.Serializer):
+    """The body of ``POST /api/sync-profiles/<id>/server-alert/``."""
+
+    sync_type = serializers.ChoiceField(
+        choices=[206, 207, 208, 209, 210],
+        default=206,
+        help_text="206 two-way, 207/208 one-way/refresh from client, 209/210 from server",
+    )

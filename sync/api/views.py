@@ -8,6 +8,7 @@ from django.db import transaction
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
+from rest_framework.reverse import reverse
 
 from cardmgmt.api.views import ServiceModelViewSet
 from portal.context import Actor
@@ -16,6 +17,7 @@ from sync.api.serializers import (
     ContactSerializer,
     DeviceSerializer,
     HeldDeleteSerializer,
+    ServerAlertSerializer,
     SyncProfileSerializer,
     SyncProfileTemplateSerializer,
     SyncSessionSerializer,
@@ -86,6 +88,40 @@ class SyncProfileViewSet(ServiceModelViewSet):
                                     template=template)  # fmt: skip
         except ValidationError as exc:
             raise _drf_error(exc) from None
+
+    def get_permissions(self):  # type: ignore[no-untyped-def]
+        if self.action == "server_alert":
+            # Acts on one subscriber: support may, as for single-card OTA operations.
+            from cardmgmt.api.views import SingleCardOperationPermission
+
+            return [SingleCardOperationPermission()]
+        return super().get_permissions()
+
+    @action(detail=True, methods=["post"], url_path="server-alert")
+    def server_alert(self, request, pk=None):  # type: ignore[no-untyped-def]
+        """Send the handset a Server-Alerted Notification by SMS: {"sync_type": 206..210}
+        (default 206, two-way). 201 with the OTA job that records the SMS."""
+        serializer = ServerAlertSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        profile = self.get_object()
+        try:
+            job = services.send_server_alert(
+                actor=self.actor(),
+                profile=profile,
+                sync_type=serializer.validated_data["sync_type"],
+            )
+        except ValidationError as exc:
+            raise _drf_error(exc) from None
+        return Response(
+            {
+                "job": job.pk,
+                "job_url": reverse("api:otajob-detail", args=[job.pk], request=request),
+                "msisdn": profile.subscriber.msisdn,
+                "sync_type": serializer.validated_data["sync_type"],
+                "session_id": job.parameters["session_id"],
+            },
+            status=status.HTTP_201_CREATED,
+        )
 
     @action(detail=True, methods=["post"], url_path="reset-credentials")
     def reset_credentials(self, request, pk=None):  # type: ignore[no-untyped-def]

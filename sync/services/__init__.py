@@ -4,6 +4,7 @@ The SyncML engine (`sync.services.engine`) is part of this layer: it is the only
 sessions, maps, shadows and DB2 items during a sync.
 """
 
+from sync.services.alerts import SAN_SYNC_TYPES, send_server_alert  # noqa: F401
 from sync.services.profiles import (  # noqa: F401
     applet_operation_parameters,
     approve_held_delete,

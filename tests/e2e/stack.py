@@ -188,6 +188,7 @@ class Stack:
     - ``worker``: the Celery `WorkerProcess`;
     - ``iccids`` / ``msisdns``: the provisioned cards and subscribers, in order;
     - ``secrets``: MSISDN -> device secret (in clear, as the profile creation returned it);
+    - ``profiles``: MSISDN -> the sync profile as the API returned it (without the secret);
     - ``applet_version``: the id of the uploaded sync applet version.
     """
 
@@ -212,6 +213,7 @@ class Stack:
         self.iccids: list[str] = []
         self.msisdns: list[str] = []
         self.secrets: dict[str, str] = {}
+        self.profiles: dict[str, dict[str, Any]] = {}  # MSISDN -> the API's profile
         self.applet_version: int | None = None
         self.card_profile = None
 
@@ -225,11 +227,14 @@ class Stack:
         handsets: Mapping[int, Mapping[str, Any]] | None = None,
         contacts: tuple[int, int] = (8, 25),
         seed: int = 1,
+        accounts: Iterable[int] = (),
     ) -> Stack:
         """Cards 0..cards-1 and their subscribers imported by CSV over the API, a sync profile
         template pointing at the live portal, a profile per subscriber, the sync applet
         uploaded; then the SMSC with the cards in phones, the SMSC link and its process.
-        `handsets`: card number -> the fleet file's ``handset`` object for that phone."""
+        `handsets`: card number -> the fleet file's ``handset`` object for that phone.
+        `accounts`: card numbers whose phone is a handset without the applet, configured
+        with its sync account (the profile's credentials): it honours a server alert."""
         self.create_card_profile()
         self.import_cards(range(cards))
         self.import_subscribers(range(cards))
@@ -237,8 +242,23 @@ class Stack:
         for msisdn in self.msisdns:
             self.create_profile(msisdn)
         self.upload_applet()
-        self.start_handsets(handsets=handsets, contacts=contacts, seed=seed)
+        specs = {n: dict(spec) for n, spec in (handsets or {}).items()}
+        for n in accounts:
+            specs.setdefault(n, {})["account"] = self.account_spec(e2e_msisdn(n))
+        self.start_handsets(handsets=specs, contacts=contacts, seed=seed)
         return self
+
+    def account_spec(self, msisdn: str) -> dict[str, Any]:
+        """The fleet file's ``handset.account`` for the subscriber (docs/handset.md): what an
+        operator would configure in a handset without the applet."""
+        profile = self.profiles[msisdn]
+        return {
+            "server_url": profile["server_url"],
+            "username": profile["username"],
+            "secret": self.secrets[msisdn],
+            "auth": "md5",
+            "datastores": profile["datastores"],
+        }
 
     def create_card_profile(self) -> Any:
         self.card_profile = inventory.create_card_profile(
@@ -301,7 +321,8 @@ class Stack:
 
     def create_profile(self, msisdn: str) -> dict[str, Any]:
         answer = self.api.post("/api/sync-profiles/", {"subscriber": msisdn}, expect=201).json()
-        self.secrets[msisdn] = answer["secret"]
+        self.secrets[msisdn] = answer.pop("secret")
+        self.profiles[msisdn] = answer
         return answer
 
     def upload_applet(self) -> int:
@@ -396,6 +417,16 @@ class Stack:
 
     def trigger_sync(self, iccid: str) -> OtaJob:
         return self.wait_job(self.start_job(iccid, "trigger_sync"))
+
+    def server_alert(self, msisdn: str, sync_type: int = 206) -> int:
+        """Send the handset a Server-Alerted Notification through the API; the job's id."""
+        profile = self.profiles[msisdn]
+        answer = self.api.post(
+            f"/api/sync-profiles/{profile['id']}/server-alert/",
+            {"sync_type": sync_type},
+            expect=201,
+        ).json()
+        return int(answer["job"])
 
     # --- Phones --------------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ ADMIN, OPERATOR, SUPPORT, AUDITOR = "administrator", "operator", "support", "aud
 EVERYONE = frozenset({ADMIN, OPERATOR, SUPPORT, AUDITOR})
 MANAGERS = frozenset({ADMIN, OPERATOR})
 NOBODY: frozenset[str] = frozenset()
+SINGLE_SUBSCRIBER_ACTORS = MANAGERS | {SUPPORT}  # operate_single_card or run_ota_operation
 
 SYNC_MATRIX: dict[str, dict] = {
     "sync:profile_list": {"kind": "ui", "read": EVERYONE},
@@ -34,6 +35,14 @@ SYNC_MATRIX: dict[str, dict] = {
         "write": {"post": MANAGERS},
         "obj": "sync_profile",
         "get_status": {ADMIN: 405, OPERATOR: 405, SUPPORT: 403, AUDITOR: 403},
+    },
+    # POST only: a Server-Alerted Notification by SMS acts on one subscriber (support may).
+    "sync:profile_server_alert": {
+        "kind": "ui",
+        "read": NOBODY,
+        "write": {"post": SINGLE_SUBSCRIBER_ACTORS},
+        "obj": "sync_profile",
+        "get_status": {ADMIN: 405, OPERATOR: 405, SUPPORT: 405, AUDITOR: 403},
     },
     "sync:template_list": {"kind": "ui", "read": EVERYONE},
     "sync:template_detail": {"kind": "ui", "read": EVERYONE, "obj": "sync_template"},
@@ -80,6 +89,14 @@ SYNC_MATRIX: dict[str, dict] = {
         "read": NOBODY,
         "obj": "sync_profile",
         "write": {"post": MANAGERS},
+        "get_status": dict.fromkeys(EVERYONE, 405),
+    },
+    "api:syncprofile-server-alert": {
+        "kind": "api",
+        "read": NOBODY,
+        "obj": "sync_profile",
+        "write": {"post": SINGLE_SUBSCRIBER_ACTORS},
+        # The action's permission applies to its POST; a GET is 405 for every reader.
         "get_status": dict.fromkeys(EVERYONE, 405),
     },
     "api:syncprofiletemplate-list": {"kind": "api", "read": EVERYONE, "write": {"post": MANAGERS}},
@@ -135,6 +152,8 @@ SYNC_WRITE_PAYLOADS: dict[tuple[str, str], object] = {
         "overrides": ["interval_minutes"],
     },
     ("sync:profile_reset_credentials", "post"): lambda o: {},
+    ("sync:profile_server_alert", "post"): lambda o: {"sync_type": "206"},
+    ("api:syncprofile-server-alert", "post"): lambda o: {"sync_type": 207},
     ("sync:template_add", "post"): lambda o: {**_SETTINGS, "name": "matrix form template"},
     ("sync:template_edit", "post"): lambda o: {**_SETTINGS, "name": o.sync_template.name},
 }
