@@ -10,11 +10,7 @@ With `UPDATE_DOC_IMAGES=1` the ones the operator guide shows are also copied to
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from collections.abc import Iterator
-from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
@@ -75,63 +71,15 @@ def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untype
         terminalreporter.write_line(f"{len(taken)} screenshot(s) in {SCREENSHOTS}")
 
 
-class PhoneLabThread:
-    """The SMSC simulator whose cards sit in virtual phones (handset.lab), on an event loop in
-    a thread of this process: OTA packets reach the cards, and a card's SYNC REQUEST makes
-    its phone run a SyncML session against the live server."""
-
-    def __init__(self, fleet_path: Path) -> None:
-        from handset.lab import Lab
-        from handset.smsc import SmscSimulator
-        from tests.ota_delivery.lab import PASSWORD, SYSTEM_ID
-
-        self.lab = Lab(str(fleet_path), contacts=(6, 12), workers=2)
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.smsc = SmscSimulator({SYSTEM_ID: PASSWORD}, router=self.lab.router, host="127.0.0.1")
-        self._run(self.smsc.start())
-
-    def _run(self, coroutine):  # type: ignore[no-untyped-def]
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=30)
-
-    def phone(self, msisdn: str):  # type: ignore[no-untyped-def]
-        return self.lab.router.phone(msisdn)
-
-    def stop(self) -> None:
-        self._run(self.smsc.stop())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=10)
-        self.lab.close()
-
-
 @pytest.fixture
-def ota_lab(request, transactional_db, celery_worker, live_server, tmp_path):  # type: ignore[no-untyped-def]
-    """Cards with keys and subscribers, their phones behind the SMSC simulator, the portal's
-    SMPP link process and a real worker (parametrize indirectly with the number of cards)."""
-    from cardmgmt import services as inventory
-    from portal.context import Actor
-    from tests.campaigns.conftest import make_fleet
-    from tests.ota_delivery.lab import OTA_ADDRESS, PASSWORD, SYSTEM_ID, LinkProcess, export_fleet
+def stack(transactional_db, live_server, celery_worker, tmp_path):  # type: ignore[no-untyped-def]
+    """The whole system on loopback (tests/e2e/stack.py): live portal, worker, SMPP link,
+    SMSC simulator with the cards in virtual phones. Not provisioned: the tests choose what
+    they set up through the API and what through the browser."""
+    from tests.e2e.stack import Stack
 
-    size = getattr(request, "param", 3)
-    profile, cards = make_fleet(size)
-    fleet = tmp_path / "fleet.json"
-    export_fleet(fleet)
-    phones = PhoneLabThread(fleet)
-    inventory.save_smsc_link(
-        actor=Actor.command("tests"),
-        name="lab",
-        host="127.0.0.1",
-        port=phones.smsc.port,
-        system_id=SYSTEM_ID,
-        password=PASSWORD,
-        source_addr=OTA_ADDRESS,
-        tps=500,
-        window=16,
-    )
-    link = LinkProcess()
-    link.start()
-    yield SimpleNamespace(profile=profile, cards=cards, phones=phones, link=link)
-    link.stop()
-    phones.stop()
+    whole = Stack(live_server.url, celery_worker, tmp_path)
+    try:
+        yield whole
+    finally:
+        whole.close()

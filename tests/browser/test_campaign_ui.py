@@ -1,6 +1,7 @@
 """A campaign from the browser: create it, dry-run it, run it, watch the progress bar move
-without a reload (HTMX polling), pause it and resume it. The OTA side is real: worker,
-SMPP link process, SMSC simulator with virtual cards answering with PoRs."""
+without a reload (HTMX polling), pause it and resume it. The OTA side is real
+(tests/e2e/stack.py): worker, SMPP link process, SMSC simulator with virtual cards in phones
+answering with PoRs."""
 
 from __future__ import annotations
 
@@ -25,10 +26,13 @@ def progress(page) -> int:  # type: ignore[no-untyped-def]
     return int(page.locator("#run-progress .progress").get_attribute("aria-valuenow"))
 
 
-@pytest.mark.parametrize("ota_lab", [CARDS], indirect=True)
-def test_create_run_pause_and_follow_a_campaign(page, make_user, ota_lab):
+def test_create_run_pause_and_follow_a_campaign(page, make_user, stack):
     from campaigns.models import Campaign, CampaignRun
 
+    stack.create_card_profile()
+    stack.import_cards(range(CARDS))
+    stack.import_subscribers(range(CARDS))
+    stack.start_handsets(contacts=(1, 2))
     make_user("operator", username="olivia")
     login(page, "olivia")
 
