@@ -34,6 +34,7 @@ from portal.context import Actor
 from portal.crypto import SealError, unseal
 from portal.models import AuditAction
 from sync.choices import DeviceEventKind, HeldDeleteStatus, SessionStatus
+from sync.fields import StringListField
 from sync.messagelog import pack_request, redacted_xml
 from sync.models import (
     AuthFailure,
@@ -139,30 +140,75 @@ _PLAIN_FIELDS = (
 )  # fmt: skip
 
 
+class _NewRow:
+    """A row about to be inserted: its column values by attname, without the cost of a model
+    instance (a refresh from a handset creates two rows per item, thousands per session).
+    `_copy_insert` writes it; nothing else sees it."""
+
+    pk = None
+
+    def __init__(self, values: dict) -> None:
+        self.__dict__ = values
+
+
+_DEFAULTS: dict[type, list[tuple[str, Any, bool]]] = {}
+
+
+def _new_row_values(model, **values: Any) -> _NewRow:  # type: ignore[no-untyped-def]
+    """`values` (by attname) over the model's field defaults; a callable default (the GUID, an
+    empty dict, the time) is called for each row, as a model instance would."""
+    spec = _DEFAULTS.get(model)
+    if spec is None:
+        spec = _DEFAULTS[model] = [
+            (f.attname, f.default, callable(f.default))
+            for f in model._meta.concrete_fields
+            if not f.primary_key
+        ]
+    row = {}
+    for name, default, call in spec:
+        if name in values:
+            row[name] = values[name]
+        elif default is models.NOT_PROVIDED:
+            row[name] = None
+        else:
+            row[name] = default() if call else default
+    return _NewRow(row)
+
+
 def _copy_insert(model, objs: list) -> None:  # type: ignore[no-untyped-def]
-    """Insert many new rows: COPY on PostgreSQL (no RETURNING needed: the engine keys rows by
-    GUID), bulk_create elsewhere or for a handful."""
+    """Insert many new rows (model instances or `_NewRow`): COPY on PostgreSQL (no RETURNING
+    needed: the engine keys rows by GUID), bulk_create elsewhere or for a handful."""
     if not objs:
         return
     if connection.vendor != "postgresql" or len(objs) < 20:
-        model.objects.bulk_create(objs)
+        model.objects.bulk_create(
+            [model(**o.__dict__) if isinstance(o, _NewRow) else o for o in objs]
+        )
         return
     fields = [f for f in model._meta.concrete_fields if not f.primary_key]
     table = connection.ops.quote_name(model._meta.db_table)
     cols = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-
-    def prep(f):  # type: ignore[no-untyped-def]
-        if isinstance(f, JSONField):  # jsonb takes its text form in a text COPY
-            return lambda v: json.dumps(v, cls=f.encoder)
-        if type(f) in _PLAIN_FIELDS:  # psycopg adapts these values as they are
-            return lambda v: v
-        return lambda v: f.get_db_prep_save(v, connection)
-
-    preps = [(f.attname, prep(f)) for f in fields]
+    json_cols = [i for i, f in enumerate(fields) if isinstance(f, JSONField)]
+    other_cols = [
+        i
+        for i, f in enumerate(fields)
+        if not isinstance(f, JSONField) and type(f) not in _PLAIN_FIELDS and not _plain_list(f)
+    ]
+    names = [f.attname for f in fields]
     with connection.cursor() as cur, cur.cursor.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
         for obj in objs:
             d = obj.__dict__
-            copy.write_row([p(d[name]) for name, p in preps])
+            row = [d[name] for name in names]
+            for i in json_cols:  # jsonb takes its text form in a text COPY
+                row[i] = json.dumps(row[i], cls=fields[i].encoder)
+            for i in other_cols:
+                row[i] = fields[i].get_db_prep_save(row[i], connection)
+            copy.write_row(row)
+
+
+def _plain_list(field) -> bool:  # type: ignore[no-untyped-def]
+    """A PostgreSQL array of strings: psycopg adapts a list of str as it is."""
+    return isinstance(field, StringListField) and isinstance(field.base_field, models.CharField)
 
 
 def _columns(model, alias: str) -> tuple[list, str]:  # type: ignore[no-untyped-def]
@@ -1027,7 +1073,11 @@ class _Engine:
             paired = set(st["paired"])
             buckets = {store.bucket(p[3]) for p in parsed if isinstance(p, tuple)}
             pool = (
-                [r for r in self._pool_rows(ds, model, subscriber, buckets) if r.guid not in paired]
+                [
+                    r
+                    for r in self._pool_rows(ds, model, subscriber, buckets)
+                    if r.guid not in paired and not _created_here(st, r.guid)
+                ]
                 if st.get("pool_left", 1) > 0
                 else []
             )
@@ -1041,7 +1091,7 @@ class _Engine:
                 by_bucket.setdefault(store.bucket(keys[r.guid]), []).append(r)
         new_rows: list = []
         changed_rows: dict[str, Any] = {}
-        new_maps: list[ItemMap] = []
+        new_maps: list[_NewRow] = []
         changed_maps: dict[int, ItemMap] = {}
         conflicts: list[SyncConflict] = []
         counts = st["counts"]
@@ -1069,8 +1119,10 @@ class _Engine:
                 row = self._pair(store, st, luid, key, client_hash, by_hash, by_bucket, by_guid,
                                  keys)  # fmt: skip
                 if row is None:
-                    row = self._new_row(model, subscriber, store, fields, new_rows, key)
-                    st["paired"].append(row.guid)  # not an unpaired server item at the end
+                    # Known by its GUID as this session's (not an unpaired server item at the
+                    # end, never a pairing candidate).
+                    row = self._new_row(model, subscriber, store, fields, new_rows, key,
+                                        guid=_session_guid(st))  # fmt: skip
                     counts["ca"] += 1
                     shadow = client_view
                 else:
@@ -1176,8 +1228,11 @@ class _Engine:
                 return by_guid.pop(row.guid)
         return None
 
-    def _new_row(self, model, subscriber, store, fields, new_rows, key=None):  # type: ignore[no-untyped-def]
-        row = model(subscriber_id=subscriber, **store.row_values(fields, key))
+    def _new_row(self, model, subscriber, store, fields, new_rows, key=None, guid=None):  # type: ignore[no-untyped-def]
+        values = store.row_values(fields, key)
+        if guid is not None:
+            values["guid"] = guid
+        row = _new_row_values(model, subscriber_id=subscriber, **values)
         new_rows.append(row)
         return row
 
@@ -1321,7 +1376,7 @@ class _Engine:
                 for g in model.objects.filter(subscriber_id=subscriber, deleted=False).values_list(
                     "guid", flat=True
                 )
-                if g not in paired
+                if g not in paired and not _created_here(st, g)
             ]
         if not guids:
             return
@@ -1682,8 +1737,26 @@ def _utf8_cut(data: bytes, n: int) -> int:
     return n
 
 
-def _map(state: SyncState, luid: str, guid: str, shadow: dict, shadow_hash: str) -> ItemMap:
-    return ItemMap(state=state, luid=luid, guid=guid, shadow=shadow, shadow_hash=shadow_hash)
+def _session_guid(st: dict) -> str:
+    """The GUID of a row a slow or refresh session creates: a random prefix of the session's
+    and a counter. The session recognises its own rows by the prefix rather than listing
+    them in its state, which is rewritten with every message (a refresh of thousands of items
+    made it the largest write of the session)."""
+    if "own_prefix" not in st:
+        st["own_prefix"] = secrets.token_hex(10)
+        st["own_count"] = 0
+    st["own_count"] += 1
+    return f"{st['own_prefix']}{st['own_count']:012x}"
+
+
+def _created_here(st: dict, guid: str) -> bool:
+    prefix = st.get("own_prefix")
+    return prefix is not None and guid.startswith(prefix)
+
+
+def _map(state: SyncState, luid: str, guid: str, shadow: dict, shadow_hash: str) -> _NewRow:
+    return _new_row_values(ItemMap, state_id=state.pk, luid=luid, guid=guid, shadow=shadow,
+                           shadow_hash=shadow_hash)  # fmt: skip
 
 
 def _imei(dev_id: str) -> str:

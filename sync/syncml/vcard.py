@@ -303,9 +303,12 @@ def _read_property(line: bytes, from_text: bool) -> _RawProp | None:
     group, name, params = _parse_params(prefix_b.decode("latin-1"))
     if not name:
         return None
-    encoding = next((v.upper() for k, v in params if k == "ENCODING"), "")
-    charset = next((v for k, v in params if k == "CHARSET"), None)
-    keep = [(k, v) for k, v in params if k not in ("ENCODING", "CHARSET")]
+    if params:
+        encoding = next((v.upper() for k, v in params if k == "ENCODING"), "")
+        charset = next((v for k, v in params if k == "CHARSET"), None)
+        keep = [(k, v) for k, v in params if k not in ("ENCODING", "CHARSET")]
+    else:  # FN:, N:, EMAIL:... as most lines come
+        encoding, charset, keep = "", None, params
     if encoding in ("BASE64", "B"):
         compact = re.sub(rb"\s+", b"", value_b)
         try:
