@@ -432,6 +432,9 @@ class OtaJobDetailView(ObjectDetailView):
         messages = list(self.object.messages.defer("secured_data").order_by("step"))
         confirmed = sum(m.state == "confirmed" for m in messages)
         context["ota_messages"] = messages
+        # A polled fragment also carries the Cancel button (swapped out of band), so a job
+        # that finishes while the page is open no longer offers it.
+        context["oob"] = bool(getattr(self.request, "htmx", False))
         context["percent"] = (
             100
             if self.object.is_finished

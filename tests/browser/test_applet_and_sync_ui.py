@@ -39,6 +39,7 @@ def run_operation(page, subscriber, operation: str, applet: str | None = None) -
     page.evaluate("window.notReloaded = true")
     expect(page.locator("#job-state")).to_have_text("Done", timeout=OTA_TIMEOUT_MS)
     assert page.evaluate("window.notReloaded") is True  # the job page polled, no reload
+    expect(page.get_by_role("button", name="Cancel")).to_have_count(0)  # finished: no Cancel
 
 
 def test_load_the_applet_push_parameters_trigger_and_read_the_sync(page, make_user, stack):
