@@ -212,6 +212,7 @@ CELERY_TIMEZONE = TIME_ZONE
 # Queues named for their work, so operators can scale them separately.
 CELERY_TASK_ROUTES = {
     "cardmgmt.advance_ota_job": {"queue": "ota"},
+    "cardmgmt.advance_ota_jobs": {"queue": "ota"},
     "cardmgmt.process_inbound": {"queue": "ota"},
     "cardmgmt.process_inbound_batch": {"queue": "ota"},
     "cardmgmt.expire_overdue_messages": {"queue": "ota"},

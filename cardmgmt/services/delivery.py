@@ -16,10 +16,13 @@ run twice or a process killed half-way leaves nothing sent twice with one counte
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import datetime
 import json
 import logging
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -195,9 +198,30 @@ def start_ota_job(
 def _enqueue_advance(job_id: int, countdown: float = 0) -> None:
     from cardmgmt.tasks import advance_ota_job_task
 
+    chunk = _CHUNK.get()
+    if chunk is not None and not countdown:
+        chunk.advance.add(job_id)  # one task for the chunk's jobs (`_InboundChunk.flush`)
+        return
     transaction.on_commit(
         lambda: advance_ota_job_task.apply_async((job_id,), countdown=countdown or None)
     )
+
+
+def advance_ota_jobs(*, job_ids: list[int]) -> int:
+    """`advance_ota_job` for each job, each in its own transaction (what the PoRs of one
+    inbound chunk confirmed); a job that fails is logged and the others still advance, as
+    separate tasks would. Returns how many advanced without error."""
+    advanced = 0
+    for job_id in job_ids:
+        try:
+            advance_ota_job(job_id=job_id)
+        except OtaJob.DoesNotExist:
+            continue
+        except Exception:
+            log.exception("advancing OTA job %s failed", job_id)
+            continue
+        advanced += 1
+    return advanced
 
 
 # A message without a TAR is an SMS for the handset itself (a WAP push), not a secured packet
@@ -679,18 +703,149 @@ class CardKeys:
     def __init__(self) -> None:
         self._entries: dict[tuple[int, int], tuple[ota.CardProfileParams, ota.KeySet]] = {}
 
-    def get(self, message: OtaMessage) -> tuple[ota.CardProfileParams, ota.KeySet]:
+    def _add(self, message: OtaMessage, keyset: KeySet) -> tuple[ota.CardProfileParams, Any]:
         from cardmgmt import otabridge
 
-        key = (message.card_id, message.kvn)
-        entry = self._entries.get(key)
+        params = otabridge.profile_params(
+            message.card.profile, algorithm=keyset.algorithm, kvn=keyset.kvn
+        )
+        entry = self._entries[(message.card_id, message.kvn)] = (
+            params,
+            otabridge.card_keys(keyset),
+        )
+        return entry
+
+    def preload(self, messages: list[OtaMessage]) -> None:
+        """The key sets of all these messages' cards in one query."""
+        missing = {
+            (m.card_id, m.kvn): m for m in messages if (m.card_id, m.kvn) not in self._entries
+        }
+        if not missing:
+            return
+        for keyset in KeySet.objects.filter(card_id__in={card for card, _kvn in missing}):
+            message = missing.get((keyset.card_id, keyset.kvn))
+            if message is not None:
+                self._add(message, keyset)
+
+    def get(self, message: OtaMessage) -> tuple[ota.CardProfileParams, ota.KeySet]:
+        entry = self._entries.get((message.card_id, message.kvn))
         if entry is None:
             keyset = KeySet.objects.get(card_id=message.card_id, kvn=message.kvn)
-            params = otabridge.profile_params(
-                message.card.profile, algorithm=keyset.algorithm, kvn=keyset.kvn
-            )
-            entry = self._entries[key] = (params, otabridge.card_keys(keyset))
+            entry = self._add(message, keyset)
         return entry
+
+
+@dataclass
+class _InboundChunk:
+    """What one chunk of inbound messages touches, read in a few queries before and written
+    in a few after, instead of a handful of statements per deliver_sm: the segments its
+    receipts name, the messages those and its PoRs may match (locked in one statement, in
+    id order), the rows changed, and the jobs to advance (one task for the chunk).
+
+    Every step still sees the changes of the steps before it in the chunk: they share these
+    objects, as they shared the rows of one transaction."""
+
+    segments_by_smpp_id: dict[str, SmsSegment] = field(default_factory=dict)
+    segments_of: dict[tuple[int, int], list[SmsSegment]] = field(default_factory=dict)
+    messages: dict[int, OtaMessage] = field(default_factory=dict)
+    in_flight: dict[tuple[str, str], list[OtaMessage]] = field(default_factory=dict)
+    changed_segments: dict[int, SmsSegment] = field(default_factory=dict)
+    changed_messages: dict[int, OtaMessage] = field(default_factory=dict)
+    message_fields: set[str] = field(default_factory=set)
+    advance: set[int] = field(default_factory=set)
+
+    @classmethod
+    def load(cls, rows: list[InboundMessage], keys: CardKeys) -> _InboundChunk:
+        from django.db.models import Q
+
+        chunk = cls()
+        receipted = {r.receipted_id for r in rows if r.kind == InboundKind.RECEIPT}
+        if receipted:
+            # The latest segment of each id wins, as in `_process_receipt`.
+            for segment in SmsSegment.objects.filter(smpp_id__in=receipted).order_by("id"):
+                chunk.segments_by_smpp_id[segment.smpp_id] = segment
+        message_ids = {s.message_id for s in chunk.segments_by_smpp_id.values()}
+        addresses = {
+            (_msisdn(r.source_addr), _por_tar(bytes(r.payload)))
+            for r in rows
+            if r.kind == InboundKind.POR
+        }
+        query = Q(pk__in=message_ids)
+        if addresses:
+            query |= Q(msisdn__in={a for a, _t in addresses}, state__in=ACTIVE_STATES)
+        if not message_ids and not addresses:
+            return chunk
+        locked = (
+            OtaMessage.objects.select_for_update(of=("self",))  # not the card's profile
+            .select_related("card__profile")
+            .filter(query)
+            .order_by("id")
+        )
+        for message in locked:
+            chunk.messages[message.pk] = message
+            address = (message.msisdn, message.tar)
+            if message.state in ACTIVE_STATES and address in addresses:
+                chunk.in_flight.setdefault(address, []).append(message)
+        if message_ids:
+            named = {s.pk: s for s in chunk.segments_by_smpp_id.values()}
+            for segment in SmsSegment.objects.filter(message_id__in=message_ids).order_by("id"):
+                segment = named.get(segment.pk, segment)
+                chunk.segments_of.setdefault((segment.message_id, segment.attempt), []).append(
+                    segment
+                )
+            for smpp_id, segment in list(chunk.segments_by_smpp_id.items()):
+                if segment.message_id in chunk.messages:
+                    segment.message = chunk.messages[segment.message_id]
+                else:  # deleted meanwhile: as if the id were unknown
+                    del chunk.segments_by_smpp_id[smpp_id]
+        keys.preload([m for group in chunk.in_flight.values() for m in group[:20]])
+        return chunk
+
+    def candidates(self, msisdn: str, tar: str) -> list[OtaMessage]:
+        """Messages in flight to (MSISDN, TAR) now, oldest first (at most 20)."""
+        group = self.in_flight.get((msisdn, tar), [])
+        return [m for m in group if m.state in ACTIVE_STATES][:20]
+
+    def flush(self) -> None:
+        if self.changed_segments:
+            SmsSegment.objects.bulk_update(
+                sorted(self.changed_segments.values(), key=lambda s: s.pk),
+                ["receipt_state", "receipt_at"],
+            )
+        if self.changed_messages:
+            OtaMessage.objects.bulk_update(
+                sorted(self.changed_messages.values(), key=lambda m: m.pk),
+                sorted(self.message_fields),
+            )
+        if self.advance:
+            from cardmgmt.tasks import advance_ota_jobs_task
+
+            job_ids = sorted(self.advance)
+            transaction.on_commit(lambda: advance_ota_jobs_task.delay(job_ids))
+
+
+_CHUNK: contextvars.ContextVar[_InboundChunk | None] = contextvars.ContextVar(
+    "inbound_chunk", default=None
+)
+
+
+@contextlib.contextmanager
+def _chunk_scope(chunk: _InboundChunk) -> Iterator[_InboundChunk]:
+    token = _CHUNK.set(chunk)
+    try:
+        yield chunk
+    finally:
+        _CHUNK.reset(token)
+
+
+def _save_message(message: OtaMessage, fields: list[str]) -> None:
+    """Save now, or with the rest of the chunk being processed."""
+    chunk = _CHUNK.get()
+    if chunk is None:
+        message.save(update_fields=fields)
+        return
+    chunk.changed_messages[message.pk] = message
+    chunk.message_fields.update(fields)
 
 
 def process_inbound(*, inbound_id: int, keys: CardKeys | None = None) -> InboundMessage:
@@ -714,20 +869,22 @@ def _process(inbound: InboundMessage, keys: CardKeys) -> None:
 
 
 def _process_chunk(inbound_ids: list[int], keys: CardKeys) -> list[InboundMessage]:
-    """Several inbound messages in one transaction: read in one query, written in one."""
+    """Several inbound messages in one transaction: read in a few queries, written in a few."""
     with transaction.atomic():
         rows = list(
             InboundMessage.objects.select_for_update()
             .filter(pk__in=inbound_ids, verdict=InboundVerdict.PENDING)
             .order_by("pk")
         )
-        for inbound in rows:
-            _process(inbound, keys)
+        with _chunk_scope(_InboundChunk.load(rows, keys)) as chunk:
+            for inbound in rows:
+                _process(inbound, keys)
+            chunk.flush()
         InboundMessage.objects.bulk_update(rows, ["verdict", "detail", "message"])
         return rows
 
 
-def process_inbound_batch(*, inbound_ids: list[int], chunk: int = 50) -> list[int]:
+def process_inbound_batch(*, inbound_ids: list[int], chunk: int = 100) -> list[int]:
     """Process what the link stored in one go, `chunk` messages per transaction (one commit
     instead of one each); card keys are unsealed once per card for the whole batch. A chunk
     that fails (a deadlock with another worker, say) is rolled back whole and processed again
@@ -750,12 +907,16 @@ _DELIVERED = {"DELIVERED", "DELIVRD", "2"}
 
 
 def _process_receipt(inbound: InboundMessage) -> None:
-    segment = (
-        SmsSegment.objects.select_related("message")
-        .filter(smpp_id=inbound.receipted_id)
-        .order_by("-id")
-        .first()
-    )
+    chunk = _CHUNK.get()
+    if chunk is not None:
+        segment = chunk.segments_by_smpp_id.get(inbound.receipted_id)
+    else:
+        segment = (
+            SmsSegment.objects.select_related("message")
+            .filter(smpp_id=inbound.receipted_id)
+            .order_by("-id")
+            .first()
+        )
     if segment is None:
         if timezone.now() - inbound.received < RECEIPT_GRACE:
             # The receipt can overtake the link's record of the submit: look again shortly.
@@ -765,8 +926,12 @@ def _process_receipt(inbound: InboundMessage) -> None:
         return
     inbound.verdict, inbound.message = InboundVerdict.MATCHED, segment.message
     segment.receipt_state, segment.receipt_at = inbound.receipt_state, timezone.now()
-    segment.save(update_fields=["receipt_state", "receipt_at"])
-    message = OtaMessage.objects.select_for_update().get(pk=segment.message_id)
+    if chunk is not None:
+        chunk.changed_segments[segment.pk] = segment
+        message = chunk.messages[segment.message_id]
+    else:
+        segment.save(update_fields=["receipt_state", "receipt_at"])
+        message = OtaMessage.objects.select_for_update().get(pk=segment.message_id)
     if segment.attempt != message.attempt or message.state not in (
         OtaMessageState.SUBMITTED,
         OtaMessageState.DELIVERED,
@@ -781,26 +946,37 @@ def _process_receipt(inbound: InboundMessage) -> None:
         return
     if message.state != OtaMessageState.SUBMITTED:
         return
-    states = list(
-        SmsSegment.objects.filter(message=message, attempt=message.attempt).values_list(
-            "receipt_state", flat=True
+    if chunk is not None:
+        segments = chunk.segments_of.get((message.pk, message.attempt), [])
+        states = [s.receipt_state for s in segments]
+    else:
+        states = list(
+            SmsSegment.objects.filter(message=message, attempt=message.attempt).values_list(
+                "receipt_state", flat=True
+            )
         )
-    )
     if len(states) == len(message.user_data) and all(state in _DELIVERED for state in states):
         message.state, message.delivered_at = OtaMessageState.DELIVERED, timezone.now()
         if _is_for_handset(message):
             # No applet answers a WAP push: delivered to the handset is the end of it.
             message.state, message.confirmed_at = OtaMessageState.CONFIRMED, message.delivered_at
             message.por_text = "delivered to the handset (no PoR for a WAP push)"
-            message.save(update_fields=["state", "delivered_at", "confirmed_at", "por_text"])
+            _save_message(message, ["state", "delivered_at", "confirmed_at", "por_text"])
             _enqueue_advance(message.job_id)
             return
-        message.save(update_fields=["state", "delivered_at"])
+        _save_message(message, ["state", "delivered_at"])
 
 
 def _msisdn(source_addr: str) -> str:
     # Cards answer from their MSISDN's digits; the inventory keeps E.164 with a '+'.
     return source_addr if source_addr.startswith("+") else "+" + source_addr.lstrip("0")
+
+
+def _por_tar(payload: bytes) -> str:
+    try:
+        return ota.decode_por(payload).tar.hex().upper()  # header read: TAR in clear
+    except ota.OtaError:
+        return payload[6:9].hex().upper() if len(payload) >= 9 else ""
 
 
 def _process_por(inbound: InboundMessage, keys: CardKeys) -> None:
@@ -813,16 +989,17 @@ def _process_por(inbound: InboundMessage, keys: CardKeys) -> None:
     """
     payload = bytes(inbound.payload)
     msisdn = _msisdn(inbound.source_addr)
-    try:
-        tar = ota.decode_por(payload).tar.hex().upper()  # header read: TAR in clear
-    except ota.OtaError:
-        tar = payload[6:9].hex().upper() if len(payload) >= 9 else ""
-    candidates = list(
-        OtaMessage.objects.select_for_update(of=("self",))  # not the card's profile
-        .select_related("card__profile")
-        .filter(msisdn=msisdn, tar=tar, state__in=ACTIVE_STATES)
-        .order_by("id")[:20]
-    )
+    tar = _por_tar(payload)
+    chunk = _CHUNK.get()
+    if chunk is not None:
+        candidates = chunk.candidates(msisdn, tar)
+    else:
+        candidates = list(
+            OtaMessage.objects.select_for_update(of=("self",))  # not the card's profile
+            .select_related("card__profile")
+            .filter(msisdn=msisdn, tar=tar, state__in=ACTIVE_STATES)
+            .order_by("id")[:20]
+        )
     errors = []
     unsecured_error = None
     for message in candidates:
@@ -895,8 +1072,20 @@ def _apply_por(message: OtaMessage, por: ota.ResponsePacket) -> None:
         return
     message.state, message.confirmed_at = OtaMessageState.CONFIRMED, now
     message.failure_reason = ""
-    message.save()
+    _save_message(message, _POR_FIELDS)
     _enqueue_advance(message.job_id)
+
+
+# What `_apply_por` sets on a confirmed message.
+_POR_FIELDS = [
+    "por_status",
+    "por_text",
+    "por_sw",
+    "por_data",
+    "state",
+    "confirmed_at",
+    "failure_reason",
+]
 
 
 def expire_overdue_messages(*, now: datetime.datetime | None = None) -> int:
