@@ -183,6 +183,8 @@ def _logical_lines(data: bytes) -> list[bytes]:
 
 
 def _parse_params(prefix: str) -> tuple[str | None, str, list[tuple[str, str]]]:
+    if ";" not in prefix and "." not in prefix:  # a bare name (FN, N, EMAIL...)
+        return None, prefix.strip().upper(), []
     if '"' not in prefix:  # nothing quoted: every ';' separates
         parts = prefix.split(";")
     else:
@@ -377,6 +379,9 @@ def parse_vcards(data: str | bytes, *, max_bytes: int = MAX_VCARD_BYTES) -> list
     if len(raw) > max_bytes:
         raise SyncMLSizeError(f"vCard data of {len(raw)} bytes exceeds {max_bytes}")
     try:
+        simple = _simple_card(data) if from_text else None
+        if simple is not None:
+            return [simple]
         return [_contact(block, from_text) for block in _vcard_blocks(raw)]
     except (SyncMLParseError, SyncMLSizeError):
         raise
@@ -392,8 +397,62 @@ def parse_vcard(data: str | bytes, *, max_bytes: int = MAX_VCARD_BYTES) -> Conta
     return cards[0]
 
 
+_ASCII_BLANKS = " \t\n\r\x0b\x0c"  # what bytes.strip() removes
+_LINE_BREAK = re.compile(r"\r\n|\n|\r")
+
+
+def _simple_card(data: str) -> Contact | None:
+    """One vCard as most handsets send it, read straight from the text; None for anything
+    else (folding, quoting, escapes, encodings, charsets, groups of cards, non-ASCII property
+    names, oversize), which the general reader below takes. The result is the general
+    reader's for the same input: only the splitting into lines and properties is shortcut."""
+    if '"' in data or "\\" in data:
+        return None
+    try:
+        data.encode("utf-8")  # strict: lone surrogates go the general way
+    except UnicodeEncodeError:
+        return None
+    upper = data.upper()
+    if "QUOTED-PRINTABLE" in upper or "ENCODING" in upper or "CHARSET" in upper:
+        return None
+    physical = _LINE_BREAK.split(data)
+    if any(line[:1] in (" ", "\t") for line in physical):  # folding
+        return None
+    lines = [line for line in physical if line.strip(_ASCII_BLANKS)]
+    if len(lines) < 2 or len(lines) > MAX_PROPERTIES:
+        return None
+    if not all(line.isascii() for line in (lines[0], lines[-1])):
+        return None
+    if lines[0].strip(_ASCII_BLANKS).upper() != "BEGIN:VCARD":
+        return None
+    if lines[-1].strip(_ASCII_BLANKS).upper() != "END:VCARD":
+        return None
+    props: list[_RawProp] = []
+    for line in lines[1:-1]:
+        prefix, colon, value = line.partition(":")
+        if not prefix.isascii():
+            return None
+        head = line.strip(_ASCII_BLANKS).upper()
+        if head in ("BEGIN:VCARD", "END:VCARD"):  # a nested or a second card
+            return None
+        if not colon:
+            continue  # not a property (the general reader skips it too)
+        group, name, params = _parse_params(prefix)
+        if not name:
+            continue
+        for k, _v in params:
+            if k in ("ENCODING", "CHARSET"):
+                return None
+        props.append(_RawProp(group, name, params, value, None))
+    return _contact_from(props)
+
+
 def _contact(lines: list[bytes], from_text: bool) -> Contact:
     props = [p for p in (_read_property(line, from_text) for line in lines) if p is not None]
+    return _contact_from(props)
+
+
+def _contact_from(props: list[_RawProp]) -> Contact:
     version = next((p.text.strip() for p in props if p.name == "VERSION" and p.text), "2.1")
     v30 = version != "2.1"
     c = Contact(version=version)

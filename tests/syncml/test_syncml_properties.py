@@ -170,3 +170,41 @@ def test_fuzz_garbage(kind, blob):
     _only_syncml_errors(DECODERS[kind], blob)
     _only_syncml_errors(DECODERS[kind], bytes([2, 0xA4, 1, 0x6A, 0]) + blob)
     _only_syncml_errors(DECODERS[kind], b"BEGIN:VCARD\r\n" + blob)
+
+
+# The shortcut for plain text vCards must read exactly what the general reader reads.
+vcard_line = st.one_of(
+    st.builds(
+        lambda name, params, value: f"{name}{params}:{value}",
+        st.sampled_from(["FN", "N", "TEL", "EMAIL", "ORG", "ADR", "NOTE", "CATEGORIES", "URL",
+                         "X-FOO", "item1.TEL", "UID", "REV", "VERSION", "PHOTO", "tel", "", "NICKNAME"]),
+        st.sampled_from(["", ";TYPE=CELL", ";CELL;PREF", ";TYPE=HOME,WORK", ";X-A=1;", ";;",
+                         ";VALUE=uri", ";ENCODING=b", ";CHARSET=UTF-8", ";8BIT", ";type=cell"]),
+        st.text(st.characters(blacklist_categories=("Cs",)), max_size=30),
+    ),
+    st.sampled_from(["", " ", "\t", " folded", "no colon", "BEGIN:VCARD", "END:VCARD",
+                     "VERSION:2.1", "VERSION:3.0", "\u00a0", "=", "begin:vcard"]),
+)  # fmt: skip
+vcard_text = st.builds(
+    lambda head, lines, tail, sep: sep.join([head, *lines, tail]),
+    st.sampled_from(["BEGIN:VCARD", "begin:vcard", " BEGIN:VCARD", "", "X:1"]),
+    st.lists(vcard_line, max_size=8),
+    st.sampled_from(
+        ["END:VCARD", "END:VCARD\r\n", "end:vcard\n\n", "", "END:VCARD\r\nBEGIN:VCARD"]
+    ),
+    st.sampled_from(["\r\n", "\n", "\r"]),
+)
+
+
+@SETTINGS
+@given(vcard_text | contact.map(lambda c: serialize_vcard(c, "3.0")))
+def test_the_plain_vcard_shortcut_reads_what_the_general_reader_reads(text):
+    from sync.syncml.vcard import _contact, _simple_card, _vcard_blocks
+
+    fast = _simple_card(text)
+    try:
+        general = [_contact(b, True) for b in _vcard_blocks(text.encode("utf-8", "surrogatepass"))]
+    except (SyncMLError, ValueError, UnicodeError, IndexError, TypeError):
+        general = None
+    if fast is not None:
+        assert general == [fast]
