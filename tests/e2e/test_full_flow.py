@@ -10,8 +10,6 @@ for a handset without the applet.
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from cardmgmt.models import Installation
@@ -89,10 +87,12 @@ def test_the_four_triggers_and_a_handset_swap(stack, client):
 
     # 2. Timer: the record's interval (30 minutes) passes on the card's clock; not before.
     EditGenerator(5).apply(phone.addressbook, 6)
-    start = time.time()
+    applet = stack.on_smsc(lambda: stack.router.card(msisdn).applet())
+    start, triggers = stack.on_smsc(lambda: (applet.timer_from, applet.triggers))
     stack.on_smsc(lambda: stack.router.tick(start + 29 * 60))
-    assert len(phone.sessions) == 1  # 29 minutes: no sync (the tick is synchronous)
+    assert stack.on_smsc(lambda: applet.triggers) == triggers  # 29 minutes: not yet
     stack.on_smsc(lambda: stack.router.tick(start + 31 * 60))
+    assert stack.on_smsc(lambda: applet.triggers) == triggers + 1
     timer = stack.wait_phone_sessions(phone, 2)
     assert (timer.reason, timer.report.ok) == ("timer", True), timer.report.error
     assert timer.report.datastores["contacts"].mode == 200  # two-way: the edits went up
