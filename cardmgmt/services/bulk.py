@@ -321,12 +321,13 @@ def plan_bulk_jobs(
         copy_rows(OtaJob._meta.db_table, _JOB_COLUMNS, jobs)
         copy_rows(OtaMessage._meta.db_table, _MESSAGE_COLUMNS, messages)
     elif jobs:
+        # The rows carry JSON as text for COPY; the models' JSON fields want the values.
         created = OtaJob.objects.bulk_create(
-            OtaJob(**dict(zip(_JOB_COLUMNS[1:], row[1:], strict=True))) for row in jobs
+            OtaJob(**_model_values(_JOB_COLUMNS[1:], row[1:])) for row in jobs
         )
         ids = [j.pk for j in created]
         OtaMessage.objects.bulk_create(
-            OtaMessage(**dict(zip(_MESSAGE_COLUMNS, (ids[row[0]], *row[1:]), strict=True)))
+            OtaMessage(**_model_values(_MESSAGE_COLUMNS, (ids[row[0]], *row[1:])))
             for row in messages
         )
         result.jobs = {key: ids[n] for key, n in result.jobs.items()}
@@ -334,6 +335,17 @@ def plan_bulk_jobs(
     if operation == OtaOperation.LOAD_INSTALL and applet_version is not None and planned:
         _mark_loading([t.card_id for t, *_ in planned], applet_version, now)
     return result
+
+
+_JSON_COLUMNS = frozenset({"parameters", "user_data", "smpp_ids", "history"})
+
+
+def _model_values(columns: tuple[str, ...], row: tuple) -> dict[str, Any]:
+    """One COPY row as model field values (the embedded SQLite path)."""
+    return {
+        column: json.loads(value) if column in _JSON_COLUMNS else value
+        for column, value in zip(columns, row, strict=True)
+    }
 
 
 def _secure_first_steps(
