@@ -22,7 +22,7 @@ from cardmgmt.validators import (
     check_msisdn,
     luhn_check_digit,
 )
-from portal.crypto import fingerprint
+from portal.crypto import Fingerprinter, fingerprint
 
 MAX_COLUMNS = 128
 MAX_FIELD = 512
@@ -121,6 +121,7 @@ class CardFileReader:
     def __init__(self, profiles: dict[str, tuple[int, list[str]]]) -> None:
         # name -> (id, supported algorithms)
         self.profiles = profiles
+        self._fingerprint = Fingerprinter()
         self.index: dict[str, int] = {}
         self.kvns: list[int] = []
 
@@ -196,25 +197,37 @@ class CardFileReader:
             return None
         supported = profile[1]
         keysets = []
-        parts = [iccid, imsi, profile_name]
+        digest_text = f"{iccid}|{imsi}|{profile_name}"
         try:
             for kvn, ai, ki, di, kk in self._groups:
                 algorithm = record[ai]
                 size = _KEY_BYTES.get(algorithm)
                 if size is None or (supported and algorithm not in supported):
                     return None
-                kic = bytes.fromhex(record[ki])
-                kid = bytes.fromhex(record[di])
+                kic_text, kid_text = record[ki], record[di]
                 kik_text = record[kk] if kk is not None else ""
+                # A key of exactly twice its size in characters that decodes to its size has
+                # no whitespace (fromhex skips it): its lower-case text is its hex.
+                hex_size = 2 * size
+                if (
+                    len(kic_text) != hex_size
+                    or len(kid_text) != hex_size
+                    or (kik_text and len(kik_text) != hex_size)
+                ):
+                    return None
+                kic = bytes.fromhex(kic_text)
+                kid = bytes.fromhex(kid_text)
                 kik = bytes.fromhex(kik_text) if kik_text else None
                 if len(kic) != size or len(kid) != size or (kik is not None and len(kik) != size):
                     return None
                 keysets.append(KeySetRow(kvn, algorithm, kic, kid, kik))
-                parts.append(f"{kvn}:{algorithm}:{kic.hex()}:{kid.hex()}:{(kik or b'').hex()}")
+                digest_text += (
+                    f"|{kvn}:{algorithm}:{kic_text.lower()}:{kid_text.lower()}:{kik_text.lower()}"
+                )
         except ValueError:
             return None
         return CardRow(
-            line, iccid, imsi, profile[0], keysets, fingerprint("|".join(parts).encode())
+            line, iccid, imsi, profile[0], keysets, self._fingerprint(digest_text.encode())
         )
 
     def _parse_careful(self, line: int, record: list[str]) -> CardRow | list[RowError]:

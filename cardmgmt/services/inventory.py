@@ -7,8 +7,8 @@ follow-up work with `transaction.on_commit`. Views, API views, tasks and command
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import islice
 from typing import Any, BinaryIO
@@ -37,6 +37,7 @@ from cardmgmt.models import (
     Segment,
     Subscriber,
 )
+from cardmgmt.services import card_copy_import
 from cardmgmt.validators import check_key
 from portal import crypto
 from portal.audit import record_change, snapshot
@@ -392,6 +393,31 @@ def _progress(job_id: int, **fields: Any) -> None:
     ImportJob.objects.filter(pk=job_id).update(**fields)
 
 
+@contextmanager
+def _progress_reporter(job_id: int) -> Iterator[Callable[[int], None] | None]:
+    """Progress of a job that writes in one long transaction, on a connection of its own (the
+    job's connection would show it only at the commit). None inside an enclosing
+    transaction: nobody could see the job row yet, and that transaction may hold its lock."""
+    if connection.in_atomic_block:
+        yield None
+        return
+    side = connection.get_new_connection(connection.get_connection_params())
+    side.autocommit = True
+
+    def report(rows: int) -> None:
+        # SKIP LOCKED: progress is never worth waiting for.
+        side.execute(
+            "UPDATE cardmgmt_importjob SET processed_rows = %s WHERE id = ("
+            "SELECT id FROM cardmgmt_importjob WHERE id = %s FOR UPDATE SKIP LOCKED)",
+            [rows, job_id],
+        )
+
+    try:
+        yield report
+    finally:
+        side.close()
+
+
 def _batches(iterable: Iterable, size: int) -> Iterable[list]:
     it = iter(iterable)
     while batch := list(islice(it, size)):
@@ -610,17 +636,18 @@ def run_import_job(*, actor: Actor, job_id: int) -> ImportJob:
     job = ImportJob.objects.get(pk=job_id)
     if job.is_finished:
         return job
+    job.total_rows = _count_data_lines(job)
     _progress(
         job.pk,
         status=ImportStatus.VALIDATING,
         started=timezone.now(),
         processed_rows=0,
-        total_rows=_count_data_lines(job),
+        total_rows=job.total_rows,
     )
-    staged = job.kind == ImportKind.CARDS and connection.vendor == "postgresql"
     try:
-        if staged:
-            errors, total, created = _import_cards_staged(job)
+        if job.kind == ImportKind.CARDS and connection.vendor == "postgresql":
+            with _progress_reporter(job.pk) as report:
+                errors, total, created = card_copy_import.import_cards(job, report)
         else:
             errors, total, created = _import_in_batches(job, _IMPORT_KINDS[job.kind])
     except Exception as exc:
@@ -698,131 +725,4 @@ def _import_in_batches(job: ImportJob, spec: _ImportKindSpec) -> tuple[list[RowE
                 created += spec.write_batch(batch)
             written += len(batch)
             _progress(job.pk, processed_rows=written, created_count=created)
-    return errors, total, created
-
-
-_STAGING_DDL = """
-CREATE TEMP TABLE import_card_stage (id bigint, line integer, iccid varchar(20),
-    imsi varchar(15), profile_id bigint, digest varchar(64)) ON COMMIT PRESERVE ROWS;
-CREATE TEMP TABLE import_keyset_stage (card_id bigint, kvn smallint, algorithm varchar(10),
-    kic bytea, kid bytea, kik bytea) ON COMMIT PRESERVE ROWS;
-"""
-
-_STAGING_CHECKS = [
-    (
-        "ICCID",
-        "duplicate ICCID within the file",
-        "SELECT line, '' FROM (SELECT line, row_number() OVER (PARTITION BY iccid ORDER BY line) n"
-        " FROM import_card_stage) t WHERE n > 1",
-    ),
-    (
-        "IMSI",
-        "duplicate IMSI within the file",
-        "SELECT line, '' FROM (SELECT line, row_number() OVER (PARTITION BY imsi ORDER BY line) n"
-        " FROM import_card_stage) t WHERE n > 1",
-    ),
-    (
-        "ICCID",
-        "ICCID exists in the database with different data",
-        "SELECT s.line, '' FROM import_card_stage s JOIN cardmgmt_card c ON c.iccid = s.iccid"
-        " WHERE c.import_digest <> s.digest",
-    ),
-    (
-        "IMSI",
-        "IMSI belongs to card {} in the database",
-        "SELECT s.line, c.iccid FROM import_card_stage s JOIN cardmgmt_card c ON c.imsi = s.imsi"
-        " WHERE c.iccid <> s.iccid",
-    ),
-]
-
-
-def _import_cards_staged(job: ImportJob) -> tuple[list[RowError], int, int]:
-    """PostgreSQL: one pass parses, validates and seals each line into temporary tables by
-    COPY; SQL then finds duplicates and conflicts, and one INSERT ... SELECT transaction
-    writes everything or nothing."""
-    errors: list[RowError] = []
-    total = 0
-    seal = crypto.Sealer().seal
-    started = time.monotonic()
-    with connection.cursor() as wrapper:
-        cursor = wrapper.cursor
-        cursor.execute("DROP TABLE IF EXISTS import_card_stage, import_keyset_stage")
-        cursor.execute(_STAGING_DDL)
-        try:
-            with job.file.open("rb") as stream:
-                rows = _parsed_rows(_CardImport().reader(), stream, errors)
-                for batch in _batches(rows, IMPORT_BATCH * 4):
-                    # Card ids come from the table's sequence now, so the final writes need
-                    # no join (gaps from rejected or unchanged rows are harmless).
-                    cursor.execute(
-                        "SELECT nextval(pg_get_serial_sequence('cardmgmt_card', 'id'))"
-                        " FROM generate_series(1, %s)",
-                        [len(batch)],
-                    )
-                    ids = [row[0] for row in cursor.fetchall()]
-                    # COPY text built directly: every field is digits, hex or a fixed word,
-                    # so nothing needs escaping but the bytea prefix.
-                    cards = "".join(
-                        f"{i}\t{r.line}\t{r.iccid}\t{r.imsi}\t{r.profile_id}\t{r.digest}\n"
-                        for i, r in zip(ids, batch, strict=True)
-                    )
-                    keysets = "".join(
-                        f"{i}\t{k.kvn}\t{k.algorithm}\t\\\\x{seal(k.kic, b'kic').hex()}"
-                        f"\t\\\\x{seal(k.kid, b'kid').hex()}\t"
-                        + (f"\\\\x{seal(k.kik, b'kik').hex()}\n" if k.kik else "\\N\n")
-                        for i, r in zip(ids, batch, strict=True)
-                        for k in r.keysets
-                    )
-                    with cursor.copy("COPY import_card_stage FROM STDIN") as copy:
-                        copy.write(cards)
-                    with cursor.copy("COPY import_keyset_stage FROM STDIN") as copy:
-                        copy.write(keysets)
-                    total += len(batch)
-                    _progress(job.pk, processed_rows=total)
-        except CsvFileError as exc:
-            errors.append(RowError(exc.line, "", str(exc)))
-            return errors, total, 0
-        total += len({e.line for e in errors})
-        staged = time.monotonic()
-        for column, message, query in _STAGING_CHECKS:
-            cursor.execute(query + " ORDER BY 1 LIMIT %s", [MAX_STORED_ERRORS])
-            errors.extend(
-                RowError(line, column, message.format(other)) for line, other in cursor.fetchall()
-            )
-        if errors:
-            return errors, total, 0
-        _progress(job.pk, status=ImportStatus.IMPORTING, total_rows=total, processed_rows=0)
-        checked = time.monotonic()
-        now = timezone.now()
-        with transaction.atomic():
-            cursor.execute("SET LOCAL work_mem = '256MB'")
-            # Rows already in the database (the checks proved them identical) are unchanged.
-            cursor.execute(
-                "DELETE FROM import_keyset_stage k USING import_card_stage s, cardmgmt_card c"
-                " WHERE k.card_id = s.id AND c.iccid = s.iccid"
-            )
-            cursor.execute(
-                "DELETE FROM import_card_stage s USING cardmgmt_card c WHERE c.iccid = s.iccid"
-            )
-            cursor.execute(
-                "INSERT INTO cardmgmt_card (id, iccid, imsi, profile_id, status, import_digest,"
-                " created, updated) SELECT id, iccid, imsi, profile_id, %s, digest, %s, %s"
-                " FROM import_card_stage ORDER BY id",
-                [CardStatus.IN_STOCK, now, now],
-            )
-            created = cursor.rowcount
-            cursor.execute(
-                "INSERT INTO cardmgmt_keyset (card_id, kvn, algorithm, kic, kid, kik, counter)"
-                " SELECT card_id, kvn, algorithm, kic, kid, kik, 0 FROM import_keyset_stage"
-                " ORDER BY card_id, kvn"
-            )
-        cursor.execute("DROP TABLE IF EXISTS import_card_stage, import_keyset_stage")
-    log.info(
-        "import job %s: %d rows staged in %.1fs, checked in %.1fs, written in %.1fs",
-        job.pk,
-        total,
-        staged - started,
-        checked - staged,
-        time.monotonic() - checked,
-    )
     return errors, total, created
