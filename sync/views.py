@@ -50,6 +50,8 @@ class ProfileListView(ObjectListView):
     title = "Sync profiles"
     create_url_name = "sync:profile_add"
     create_permission = "sync.add_syncprofile"
+    # The templates have no menu entry of their own: they are reached from here.
+    extra_actions = [("Templates", "sync:template_list", "sync.view_syncprofiletemplate")]
 
 
 # The device secret travels to the next page sealed in the session, then is forgotten.

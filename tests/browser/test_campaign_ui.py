@@ -55,12 +55,16 @@ def test_create_run_pause_and_follow_a_campaign(page, make_user, stack):
 
     page.get_by_role("button", name=re.compile("Dry run")).click()
     expect(page.locator("#dry-run-count")).to_have_text(str(CARDS))
+    page.locator("#dry-run").scroll_into_view_if_needed()
     screenshot(page, "campaign-dry-run", doc=True)
     page.get_by_role("button", name="Save").click()
     expect(
         page.get_by_role("heading", name=re.compile("Campaign Audit the lab cards"))
     ).to_be_visible()
-    screenshot(page, "campaign", doc=False)
+    screenshot(
+        page,
+        "campaign",
+    )
 
     page.get_by_role("button", name="Run now").click()
     expect(page.get_by_role("heading", name=re.compile("run 1"))).to_be_visible()
@@ -80,7 +84,10 @@ def test_create_run_pause_and_follow_a_campaign(page, make_user, stack):
     expect(page.locator("#run-state")).to_have_text("Paused")
     run = CampaignRun.objects.get()
     assert run.state == "paused"
-    screenshot(page, "campaign-paused", doc=False)
+    screenshot(
+        page,
+        "campaign-paused",
+    )
 
     page.get_by_role("button", name="Resume").click()
     expect(page.locator("#run-state")).to_have_text("Running")
@@ -94,4 +101,7 @@ def test_create_run_pause_and_follow_a_campaign(page, make_user, stack):
     assert page.evaluate("window.notReloaded") is True
     run.refresh_from_db()
     assert run.counters.get("confirmed") == CARDS, (run.counters, run.failure_reasons)
-    screenshot(page, "campaign-done", doc=False)
+    screenshot(
+        page,
+        "campaign-done",
+    )

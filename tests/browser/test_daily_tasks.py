@@ -26,7 +26,7 @@ def test_log_in_and_find_a_subscriber_by_msisdn(page, make_user, subscriber):
     page.get_by_label("Password").fill("not-the-password")
     page.get_by_role("button", name="Log in").click()
     expect(page.get_by_role("alert")).to_have_text("Wrong user name or password.")
-    screenshot(page, "login", doc=True)
+    screenshot(page, "login")
 
     login(page, "olivia")
     expect(page.locator("#count-subscribers")).to_have_text("2")
@@ -77,7 +77,10 @@ def test_support_user_is_refused_operator_actions(page, make_user, subscriber):
     response = page.goto(url(page, "/campaigns/add/"))
     assert response is not None and response.status == 403
     expect(page.locator("#forbidden")).to_contain_text("You may not do this")
-    screenshot(page, "refused", doc=False)
+    screenshot(
+        page,
+        "refused",
+    )
     response = page.goto(url(page, "/inventory/ota/selection/"))
     assert response is not None and response.status == 403
     # A forged POST with a valid CSRF token: the role, not the token, refuses it.
