@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from .devinf import DEVINF_WBXML_TYPE, DEVINF_XML_TYPE
+from .devinf import DEVINF_WBXML_TYPE, DEVINF_XML_TYPE, DevInf
 from .element import SYNCML_NAMESPACES, Element
 from .errors import SyncMLEncodeError, SyncMLError, SyncMLParseError
 from .limits import DEFAULT_LIMITS, Limits
-from .model import SyncML
+from .model import SyncML, UnknownCommand
 from .wbxml import WBXML_1_2, decode_wbxml, encode_wbxml
 from .xmlcodec import parse_xml, serialize_xml
 
@@ -71,17 +71,37 @@ def _devinf_type(root: Element, wanted: str) -> Element:
     return root
 
 
+def _may_carry_devinf(msg: SyncML) -> bool:
+    """False when no item of `msg` can hold DevInf: then `_devinf_type` has nothing to do
+    (it walks the whole tree, which costs as much as writing a message of statuses)."""
+    if msg.hdr.extra:
+        return True
+    for cmd in msg.iter_commands():
+        if isinstance(cmd, UnknownCommand) or cmd.extra:
+            return True
+        for item in getattr(cmd, "items", ()):
+            if item.extra or isinstance(item.data, DevInf | Element):
+                return True
+    return False
+
+
 def to_xml(msg: SyncML) -> bytes:
     """Serialise a message as UTF-8 XML (item content as CDATA)."""
-    return serialize_xml(_devinf_type(msg.to_element(), DEVINF_XML_TYPE))
+    root = msg.to_element()
+    if _may_carry_devinf(msg):
+        root = _devinf_type(root, DEVINF_XML_TYPE)
+    return serialize_xml(root)
 
 
 def to_wbxml(msg: SyncML, *, string_table: bool = False, wbxml_version: int = WBXML_1_2) -> bytes:
     """Serialise a message as WBXML (SyncML 1.1: public id 0x0FD3, 1.2: 0x1201; UTF-8)."""
     if msg.version not in SYNCML_NAMESPACES:
         raise SyncMLEncodeError(f"WBXML encoding needs SyncML 1.1 or 1.2, not {msg.version!r}")
+    root = msg.to_element()
+    if _may_carry_devinf(msg):
+        root = _devinf_type(root, DEVINF_WBXML_TYPE)
     return encode_wbxml(
-        _devinf_type(msg.to_element(), DEVINF_WBXML_TYPE),
+        root,
         kind="syncml",
         dtd_version=msg.version,
         string_table=string_table,

@@ -215,31 +215,41 @@ def serialize_xml(root: Element, *, declaration: bool = True) -> bytes:
     return "".join(parts).encode("utf-8")
 
 
+# Text that needs no escaping and holds nothing XML 1.0 refuses is written as it is.
+_ATTENTION = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff&<>\r]")
+
+
 def _write(e: Element, parent_ns: str, parts: list[str]) -> None:
-    attr = (
-        f' xmlns="{_escape(e.ns).replace(chr(34), "&quot;")}"' if e.ns and e.ns != parent_ns else ""
-    )
-    ns = e.ns or parent_ns
+    tag = e.tag
+    ns = e.ns
+    if ns and ns != parent_ns:
+        start = f'<{tag} xmlns="{_escape(ns).replace(chr(34), "&quot;")}"'
+    else:
+        start = "<" + tag
+        ns = parent_ns
     text = e.text
     if isinstance(text, bytes):
         try:
             text_s = text.decode("utf-8")
         except UnicodeDecodeError:
             raise SyncMLEncodeError(
-                f"<{e.tag}> holds binary data; XML needs it base64-encoded (Meta Format b64)"
+                f"<{tag}> holds binary data; XML needs it base64-encoded (Meta Format b64)"
             ) from None
-        _check_chars(text_s, e.tag)
+        _check_chars(text_s, tag)
         body = _cdata(text_s) if text_s else ""
     elif text:
-        _check_chars(text, e.tag)
-        body = _escape(text)
+        if _ATTENTION.search(text) is None:
+            body = text
+        else:
+            _check_chars(text, tag)
+            body = _escape(text)
     else:
         body = ""
-    if not body and not e.children:
-        parts.append(f"<{e.tag}{attr}/>")
+    children = e.children
+    if not children:
+        parts.append(f"{start}>{body}</{tag}>" if body else start + "/>")
         return
-    parts.append(f"<{e.tag}{attr}>")
-    for c in e.children:
+    parts.append(start + ">")
+    for c in children:
         _write(c, ns, parts)
-    parts.append(body)
-    parts.append(f"</{e.tag}>")
+    parts.append(f"{body}</{tag}>")
