@@ -15,13 +15,18 @@ from sync.syncml import (
     Add,
     Alert,
     Anchor,
+    ContentTypeRef,
+    DataStore,
     Delete,
+    DevInf,
+    Get,
     Item,
     Location,
     Map,
     MapItem,
     Meta,
     Replace,
+    Results,
     Status,
     Sync,
     SyncHdr,
@@ -65,6 +70,33 @@ class SimClient:
         reply = parse_message(body)
         self.log.append(reply)
         return reply
+
+    def _answers(self, reply: SyncML, cmd) -> list:  # type: ignore[no-untyped-def]
+        """A Status for the header and each command of `reply` that asks for one (RepPro
+        section 5.1.6; our server does not need them, SyncEvolution's does), and Results with
+        this handset's DevInf for a Get."""
+        msg = reply.hdr.msg_id
+        out: list = [Status(cmd_id=str(next(cmd)), msg_ref=msg, cmd_ref="0", cmd="SyncHdr",
+                            data=200)]  # fmt: skip
+        for c in reply.commands:
+            if isinstance(c, Status) or getattr(c, "no_resp", False):
+                continue
+            out.append(Status(cmd_id=str(next(cmd)), msg_ref=msg, cmd_ref=c.cmd_id, cmd=c.NAME,
+                              data=200))  # fmt: skip
+            if isinstance(c, Get):
+                out.append(Results(cmd_id=str(next(cmd)), msg_ref=msg, cmd_ref=c.cmd_id,
+                                   meta=Meta(type="application/vnd.syncml-devinf+xml"),
+                                   items=[Item(source=Location(loc_uri="./devinf12"),
+                                               data=self._devinf())]))  # fmt: skip
+        return out
+
+    def _devinf(self) -> DevInf:
+        ref = ContentTypeRef(ct_type=self.ctype, ver_ct="3.0" if self.ctype == "text/vcard"
+                             else "1.0")  # fmt: skip
+        return DevInf(ver_dtd=self.version, man="portal", mod="SimClient", dev_id=self.dev_id,
+                      dev_typ="phone", datastores=[DataStore(
+                          source_ref=self.client_uri, rx_pref=ref, tx_pref=ref,
+                          sync_types=[1, 2, 3, 4, 5, 6, 7])])  # fmt: skip
 
     def sync(
         self,
@@ -142,14 +174,16 @@ class SimClient:
         statuses: list = []
         maps: list[MapItem] = []
         for n, batch in enumerate(batches):
+            answers = self._answers(reply, cmd)
             sync = Sync(cmd_id=str(next(cmd)), target=Location(loc_uri=self.server_uri),
                         source=Location(loc_uri=self.client_uri), commands=batch)  # fmt: skip
-            reply = self._send(SyncML(hdr=hdr(), commands=[sync], final=n == len(batches) - 1), url)
+            reply = self._send(SyncML(hdr=hdr(), commands=[*answers, sync],
+                                      final=n == len(batches) - 1), url)  # fmt: skip
         if drop_after_changes:
             return {"alert": used, "dropped": True}
         chunks: dict[str, list] = {}  # large objects being received: key -> [data, size]
         while True:
-            statuses, more = [], False
+            statuses, more = self._answers(reply, cmd), False
             for c in reply.commands:
                 if isinstance(c, Sync):
                     for sub in c.commands:
