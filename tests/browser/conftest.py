@@ -20,6 +20,7 @@ from tests.browser.portal_ui import (
     EXPECT_TIMEOUT_MS,
     SCREENSHOTS,
     VIEWPORT,
+    require_chromium,
     taken,
 )
 
@@ -27,13 +28,7 @@ from tests.browser.portal_ui import (
 @pytest.fixture(scope="module")
 def browser_context(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """One chromium per test module, with a fresh profile directory."""
-    if not CHROMIUM.exists():
-        pytest.fail(
-            f"the browser tests need Debian's chromium at {CHROMIUM}: install it with "
-            "`sudo apt-get install chromium` (it is in apt-packages.txt, which `make test` "
-            "installs). Playwright's own browser download is not used.",
-            pytrace=False,
-        )
+    require_chromium()
     from playwright.sync_api import expect, sync_playwright
 
     expect.set_options(timeout=EXPECT_TIMEOUT_MS)
@@ -58,6 +53,10 @@ def browser_context(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object
 @pytest.fixture
 def page(browser_context, live_server) -> Iterator[object]:  # type: ignore[no-untyped-def]
     """A new tab, logged out, whose relative URLs go to the live server."""
+    from django.core.cache import cache
+
+    # The database is emptied between tests, the cache is not (the dashboard's counts).
+    cache.clear()
     browser_context.clear_cookies()
     tab = browser_context.new_page()
     tab.portal_url = live_server.url  # type: ignore[attr-defined]

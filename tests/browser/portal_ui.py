@@ -31,6 +31,19 @@ EXPECT_TIMEOUT_MS = 20_000  # a loaded 2-core machine: pages and workers can be 
 taken: list[Path] = []
 
 
+def require_chromium(path: Path = CHROMIUM) -> None:
+    """Fail (not skip: CI installs it) with how to install the browser when it is missing."""
+    import pytest
+
+    if not path.exists():
+        pytest.fail(
+            f"the browser tests need Debian's chromium at {path}: install it with "
+            "`sudo apt-get install chromium` (it is in apt-packages.txt, which `make test` "
+            "installs). Playwright's own browser download is not used.",
+            pytrace=False,
+        )
+
+
 def url(page, path: str) -> str:  # type: ignore[no-untyped-def]
     return page.portal_url + path
 

@@ -8,7 +8,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.portal_ui import login, screenshot, url
+from tests.browser.portal_ui import login, require_chromium, screenshot, url
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -95,3 +95,10 @@ def test_support_user_is_refused_operator_actions(page, make_user, subscriber):
     # Support may still operate on the one card of a subscriber it is helping.
     page.goto(url(page, f"/inventory/subscribers/{subscriber.pk}/"))
     expect(page.locator("#operate-card")).to_be_visible()
+
+
+@pytest.mark.django_db(transaction=False)
+def test_a_missing_chromium_fails_with_how_to_install_it(tmp_path):
+    with pytest.raises(pytest.fail.Exception, match="apt-get install chromium"):
+        require_chromium(tmp_path / "no-chromium")
+    require_chromium()  # the real one is there
