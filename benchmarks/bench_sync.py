@@ -5,31 +5,41 @@
 * items/s: one refresh-from-client of 1,008 vCards (the whole session, maps included).
 
 Runs against its own database (`<name>_bench_sync` next to DATABASE_URL's), created here.
-SyncEvolution's own server is not run here (see docs/sync.md, "Performance").
+
+The same load is then run against SyncEvolution's own server (`syncevo-http-server` from the
+Debian package syncevolution-http, under `dbus-run-session`, one peer configuration with a file
+address book per simulated device) and its figures printed beside ours; `BENCH_SYNC_PEER=0`
+skips that (it takes a few minutes: that server runs one session at a time).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import environ  # noqa: E402
-import psycopg  # noqa: E402
-from psycopg import sql  # noqa: E402
 
-DEVICES = 50
+from benchmarks.database import BenchDatabase  # noqa: E402
+
+DEVICES = int(os.environ.get("BENCH_SYNC_DEVICES", "50"))
 DURATION_S = float(os.environ.get("BENCH_SYNC_SECONDS", "10"))
 ITEMS = 1008
 PORT = int(os.environ.get("BENCH_SYNC_PORT", "18765"))
+PEER_PORT = PORT + 1
+RUN_PEER = os.environ.get("BENCH_SYNC_PEER", "1") != "0"
 # A SyncML request spends much of its time waiting for PostgreSQL (three commits per
 # session): two sync workers per core keep the cores busy while others wait.
 WORKERS = int(os.environ.get("BENCH_SYNC_WORKERS", str(2 * (os.cpu_count() or 2))))
@@ -39,16 +49,8 @@ base = environ.Env.db_url_config(
 )
 if "postgresql" not in base["ENGINE"]:
     sys.exit("bench_sync needs DATABASE_URL on PostgreSQL")
-BENCH_DB = f"{base['NAME']}_bench_sync"
-admin = {"host": base["HOST"] or "127.0.0.1", "port": base["PORT"] or 5432,
-         "user": base["USER"] or "postgres"}  # fmt: skip
-with psycopg.connect(dbname="postgres", autocommit=True, **admin) as conn:
-    conn.execute(
-        sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(BENCH_DB))
-    )
-    conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(BENCH_DB)))
-DB_URL = f"postgres://{admin['user']}@{admin['host']}:{admin['port']}/{BENCH_DB}"
-os.environ["DATABASE_URL"] = DB_URL
+BENCH_DB = BenchDatabase("bench_sync")
+BENCH_DB.create()
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 os.environ["PORTAL_DATA_DIR"] = str(ROOT / "data" / "bench")
 
@@ -130,10 +132,15 @@ def server_cpu_seconds(proc: subprocess.Popen) -> float:
         return 0.0
 
 
-def post(body: bytes, ctype: str, url: str) -> tuple[int, bytes]:
+def post(body: bytes, ctype: str, url: str, timeout: float = 60) -> tuple[int, bytes]:
     req = urllib.request.Request(url, data=body, headers={"Content-Type": ctype}, method="POST")
-    with urllib.request.urlopen(req, timeout=60) as r:
+    with urllib.request.urlopen(req, timeout=timeout) as r:
         return r.status, r.read()
+
+
+def slow_post(body: bytes, ctype: str, url: str) -> tuple[int, bytes]:
+    # SyncEvolution's server queues sessions: a request may wait for many others.
+    return post(body, ctype, url, timeout=900)
 
 
 def card(i: int) -> str:
@@ -141,48 +148,171 @@ def card(i: int) -> str:
             f"TEL;TYPE=CELL:+49170{i:07d}\r\nEMAIL:p{i}@example.org\r\nEND:VCARD\r\n")  # fmt: skip
 
 
+def run_load(
+    url: str,
+    creds: list[tuple[str, str]],
+    server: subprocess.Popen,
+    *,
+    send: Callable = post,
+    server_uri: str = "contacts",
+) -> tuple[float, float, float, float]:
+    """The client load: (sessions/s, items/s, server CPU s per session, per item)."""
+    phones = [SimClient(post=send, url=url, username=u, password=p, dev_id=f"IMEI:35{i:013d}",
+                        server_uri=server_uri)
+              for i, (u, p) in enumerate(creds[:DEVICES])]  # fmt: skip
+    first = [threading.Thread(target=ph.sync, args=(201,)) for ph in phones]
+    for t in first:  # first contact: a slow sync establishes anchors
+        t.start()
+    for t in first:
+        t.join()
+    count = [0] * DEVICES
+    stop = time.monotonic() + DURATION_S
+
+    def loop(i: int) -> None:
+        while time.monotonic() < stop:
+            assert phones[i].sync(200)["alert"] == 200
+            count[i] += 1
+
+    threads = [threading.Thread(target=loop, args=(i,)) for i in range(DEVICES)]
+    cpu0 = server_cpu_seconds(server)
+    t0 = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    sessions_per_s = sum(count) / (time.monotonic() - t0)
+    cpu_per_session = (server_cpu_seconds(server) - cpu0) / max(1, sum(count))
+
+    u, p = creds[DEVICES]
+    big = SimClient(post=send, url=url, username=u, password=p, dev_id="IMEI:990000000000001",
+                    max_msg_size=1024 * 1024, server_uri=server_uri)  # fmt: skip
+    big.sync(201)
+    adds = {str(i): card(i) for i in range(ITEMS)}
+    cpu0 = server_cpu_seconds(server)
+    t0 = time.monotonic()
+    out = big.sync(203, adds=adds)
+    items_per_s = ITEMS / (time.monotonic() - t0)
+    cpu_per_item = (server_cpu_seconds(server) - cpu0) / ITEMS
+    assert out["alert"] == 203
+    return sessions_per_s, items_per_s, cpu_per_session, cpu_per_item
+
+
+# ---------------------------------------------------------------- SyncEvolution's own server
+
+SYNCEVO_PYTHON = "/usr/bin/python3"  # the Debian package's script names no interpreter
+
+
+def syncevolution_missing() -> str | None:
+    """Why SyncEvolution's server cannot run here, or None."""
+    for tool in ("syncevolution", "syncevo-http-server", "dbus-run-session"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed (apt-packages.txt: syncevolution, syncevolution-http)"
+    probe = subprocess.run([SYNCEVO_PYTHON, "-c", "import twisted, dbus, gi, OpenSSL"],
+                           capture_output=True, text=True)  # fmt: skip
+    if probe.returncode != 0:
+        return (
+            "syncevo-http-server needs python3-twisted, which the syncevolution-http package "
+            "does not pull in (apt-packages.txt lists it): " + probe.stderr.strip()[-200:]
+        )
+    return None
+
+
+def start_syncevolution(home: Path, creds: list[tuple[str, str]]) -> subprocess.Popen:
+    """One peer configuration per device (its own context and file address book), then the
+    HTTP server in a D-Bus session of its own."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DBUS_", "XDG_"))}
+    env.update(HOME=str(home), LANG="C.UTF-8")
+    env.pop("DISPLAY", None)
+    config = home / ".config" / "syncevolution"
+    template = home / "template-db"
+    template.mkdir(parents=True)
+    subprocess.run(
+        ["syncevolution", "--daemon=no", "--configure", "--template", "none", "peerIsClient=1",
+         "keyring=no", "remoteDeviceId=template", "username=template", "password=template",
+         "--source-property", "backend=file", "--source-property", "databaseFormat=text/vcard",
+         "--source-property", f"database=file://{template}", "--source-property", "sync=two-way",
+         "--source-property", "uri=contacts", "device@template", "addressbook"],
+        env=env, check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    for i, (user, password) in enumerate(creds):
+        dev_id = f"IMEI:35{i:013d}" if i < DEVICES else "IMEI:990000000000001"
+        ctx = config / f"dev{i}"
+        shutil.copytree(config / "template", ctx)
+        folder = home / f"db{i}"
+        folder.mkdir()
+        for ini in ctx.rglob("config.ini"):
+            text = ini.read_text()
+            text = text.replace(f"file://{template}", f"file://{folder}")
+            text = text.replace("remoteDeviceId = template", f"remoteDeviceId = {dev_id}")
+            text = text.replace("username = template", f"username = {user}")
+            text = text.replace("password = template", f"password = {password}")
+            ini.write_text(text)
+    shutil.rmtree(config / "template")
+    with open(home / "http-server.log", "wb") as log:
+        proc = subprocess.Popen(
+            ["dbus-run-session", "--", SYNCEVO_PYTHON, shutil.which("syncevo-http-server") or "",
+             "-d", f"http://127.0.0.1:{PEER_PORT}/syncevolution"],
+            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{PEER_PORT}/", timeout=1)
+            return proc
+        except urllib.error.HTTPError:
+            return proc  # it answers (no page at the root)
+        except OSError:
+            time.sleep(0.2)
+    stop_group(proc)
+    raise RuntimeError("syncevo-http-server did not start")
+
+
+def stop_group(proc: subprocess.Popen) -> None:
+    """The D-Bus session, the HTTP server and the syncevo-dbus-server it activated."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=20)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def peer_figures(creds: list[tuple[str, str]]) -> str:
+    """SyncEvolution's server under the same load, as a line for the table."""
+    if not RUN_PEER:
+        return "SyncEvolution's server: not run (BENCH_SYNC_PEER=0)"
+    missing = syncevolution_missing()
+    if missing:
+        return f"SyncEvolution's server: not run: {missing}"
+    home = Path(tempfile.mkdtemp(prefix="bench_sync_syncevo_"))
+    try:
+        proc = start_syncevolution(home, creds)
+        try:
+            s, i, _cs, _ci = run_load(f"http://127.0.0.1:{PEER_PORT}/syncevolution", creds, proc,
+                                      send=slow_post)  # fmt: skip
+        finally:
+            stop_group(proc)
+    except Exception as exc:  # a peer that fails is reported, our figures still print
+        log = home / "http-server.log"
+        errors = [ln for ln in log.read_text(errors="replace").splitlines() if "ERROR" in ln]
+        if os.environ.get("BENCH_SYNC_PEER_LOG"):
+            shutil.copy(log, os.environ["BENCH_SYNC_PEER_LOG"])
+        return f"SyncEvolution's server: failed under the load: {exc!r} {errors[-1:]}"[:400]
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    return f"SyncEvolution's server (syncevo-http-server, same load): {s:.2f} sessions/s, {i:.0f} items/s"
+
+
 def main() -> None:
     creds = setup()
     server = start_server()
     url = f"http://127.0.0.1:{PORT}/syncml"
     try:
-        phones = [SimClient(post=post, url=url, username=u, password=p, dev_id=f"IMEI:35{i:013d}")
-                  for i, (u, p) in enumerate(creds[:DEVICES])]  # fmt: skip
-        for ph in phones:  # first contact: a slow sync establishes anchors
-            ph.sync(201)
-        count = [0] * DEVICES
-        stop = time.monotonic() + DURATION_S
-
-        def loop(i: int) -> None:
-            while time.monotonic() < stop:
-                assert phones[i].sync(200)["alert"] == 200
-                count[i] += 1
-
-        threads = [threading.Thread(target=loop, args=(i,)) for i in range(DEVICES)]
-        cpu0 = server_cpu_seconds(server)
-        t0 = time.monotonic()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        sessions_per_s = sum(count) / (time.monotonic() - t0)
-        cpu_per_session = (server_cpu_seconds(server) - cpu0) / max(1, sum(count))
-
-        u, p = creds[DEVICES]
-        big = SimClient(post=post, url=url, username=u, password=p, dev_id="IMEI:990000000000001",
-                        max_msg_size=1024 * 1024)  # fmt: skip
-        big.sync(201)
-        adds = {str(i): card(i) for i in range(ITEMS)}
-        cpu0 = server_cpu_seconds(server)
-        t0 = time.monotonic()
-        out = big.sync(203, adds=adds)
-        items_per_s = ITEMS / (time.monotonic() - t0)
-        cpu_per_item = (server_cpu_seconds(server) - cpu0) / ITEMS
-        assert out["alert"] == 203
+        sessions_per_s, items_per_s, cpu_per_session, cpu_per_item = run_load(url, creds, server)
     finally:
         server.terminate()
         server.wait()
-    peer = "SyncEvolution's server on this kind of machine (notes): ~0.5 sessions/s, ~260 items/s"
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    peer = peer_figures(creds)
     print_figures(
         "SyncML server (PostgreSQL, gunicorn over HTTP)",
         [
@@ -199,10 +329,15 @@ def main() -> None:
     print(
         f"server CPU (gunicorn, {WORKERS} workers; PostgreSQL and the client not counted): "
         f"{cpu_per_session * 1000:.1f} ms per two-way session, "
-        f"{cpu_per_item * 1e6:.0f} us per refreshed item; load average "
-        f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}"
+        f"{cpu_per_item * 1e6:.0f} us per refreshed item; load average {load}"
     )
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        BENCH_DB.drop()

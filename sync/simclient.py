@@ -223,6 +223,8 @@ class SimClient:
                 cmds = [*statuses, Alert(cmd_id=str(next(cmd)), data=222)]
                 reply = self._send(SyncML(hdr=hdr(), commands=cmds, final=False), url)
                 continue
+            if not maps and all(c.cmd == "SyncHdr" for c in statuses):
+                break  # nothing to answer: the session ends with the server's package 4
             if maps:
                 cmds = [*statuses, Map(cmd_id=str(next(cmd)),
                                        target=Location(loc_uri=self.server_uri),
