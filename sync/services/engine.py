@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import functools
 import json
 import logging
 import secrets
@@ -223,19 +224,32 @@ def _array_literal(values: list[str] | None) -> str | None:
     return "{" + ",".join(f'"{v}"' for v in quoted) + "}"
 
 
+@functools.cache
 def _columns(model, alias: str) -> tuple[list, str]:  # type: ignore[no-untyped-def]
+    """A model's fields and their column list (built once: every message needs a few)."""
     fields = list(model._meta.concrete_fields)
     qn = connection.ops.quote_name
     return fields, ", ".join(f"{alias}.{qn(f.column)}" for f in fields)
 
 
+@functools.cache
+def _converters(model) -> tuple[list[str], list[tuple[int, Any]]]:  # type: ignore[no-untyped-def]
+    """Attnames, and (position, field) of the fields whose database values need converting."""
+    fields = list(model._meta.concrete_fields)
+    return [f.attname for f in fields], [
+        (i, f) for i, f in enumerate(fields) if hasattr(f, "from_db_value")
+    ]
+
+
 def _instance(model, fields: list, values):  # type: ignore[no-untyped-def]
-    out = []
-    for f, v in zip(fields, values, strict=True):
-        if v is not None and hasattr(f, "from_db_value"):
-            v = f.from_db_value(v, None, connection)
-        out.append(v)
-    return model.from_db(connection.alias, [f.attname for f in fields], out)
+    names, convert = _converters(model)
+    out = list(values)
+    if len(out) != len(names):
+        raise ValueError(f"{len(out)} values for {len(names)} {model.__name__} columns")
+    for i, f in convert:
+        if out[i] is not None:
+            out[i] = f.from_db_value(out[i], None, connection)
+    return model.from_db(connection.alias, names, out)
 
 
 def _select_one(model, where: str, params: list, *, prefix: str = "SELECT"):  # type: ignore[no-untyped-def]
@@ -1453,13 +1467,17 @@ class _Engine:
             # among them is the store's: no separate MAX query. Plain SQL: every session
             # runs this.
             table = connection.ops.quote_name(model._meta.db_table)
-            rows = list(
-                model.objects.raw(
-                    f"SELECT id, guid, fields, deleted, seq FROM {table} WHERE subscriber_id = %s"
+            fields_field = model._meta.get_field("fields")
+            with connection.cursor() as cur:
+                cur.execute(
+                    f"SELECT guid, fields, deleted, seq FROM {table} WHERE subscriber_id = %s"
                     " AND (seq > %s OR guid = ANY(%s)) ORDER BY id",
                     [subscriber, last_seq, list(st["touched"])],
                 )
-            )
+                rows = [
+                    _Candidate(guid, fields_field.from_db_value(f, None, connection), deleted, seq)
+                    for guid, f, deleted, seq in cur.fetchall()
+                ]
             st["seq_snapshot"] = max([last_seq, *(r.seq for r in rows)])
         if not rows:
             st["noc"] = 0
@@ -1716,6 +1734,16 @@ class _Engine:
 
 
 _PENDING = object()
+
+
+@dataclass
+class _Candidate:
+    """A DB2 row that may go to the handset (what `_queue_server_changes` reads of it)."""
+
+    guid: str
+    fields: Any
+    deleted: bool
+    seq: int
 
 
 def _luid(item: Item) -> str:
