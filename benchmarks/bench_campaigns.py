@@ -208,6 +208,7 @@ def main() -> None:
         pstats.Stats(profiler).sort_stats("tottime").print_stats(22)
     else:
         seconds, peak = plan_all(run)
+    load = Path("/proc/loadavg").read_text().split()[:3]
     run = CampaignRun.objects.get(pk=run.pk)
     persisted = OtaMessage.objects.filter(state="queued").count()
     targets = CampaignTarget.objects.filter(run=run).count()
@@ -216,7 +217,8 @@ def main() -> None:
     rate = TARGETS / seconds
     print(
         f"planned {TARGETS:,} targets in {seconds:.1f} s ({rate:,.0f}/s), chunks of {CHUNK}; "
-        f"start_run (count) {start_s:.2f} s; peak RSS {peak:.0f} MB"
+        f"start_run (count) {start_s:.2f} s; peak RSS {peak:.0f} MB; "
+        f"load average after planning {' '.join(load)} (2 cores, shared)"
     )
     submitted, link_s = drain(LINK_SECONDS) if LINK_SECONDS > 0 else (0, 1.0)
     figures = [

@@ -798,21 +798,28 @@ WHERE t.run_id = %s AND t.state IN ('queued', 'submitted', 'delivered')
   AND j.id = t.job_id AND j.state IN ('done', 'failed', 'cancelled')
 RETURNING t.subscriber_id, t.state, j.parameters
 """
-# Jobs in flight: the target shows the furthest state reached by the job's latest packet.
+# Jobs in flight: the target shows the state of the job's latest packet in flight. Driven from
+# the run's open targets, the latest packet of each found on (job, step) backwards: a plan that
+# does not depend on fresh statistics. Just after planning the tables have none, and a filter
+# on the message state's own index was planned as a nested loop of bitmap scans over every
+# message in flight (tens of seconds for 10,000 targets, the run's row locked all along);
+# `state || ''` keeps that index out of it.
 _FOLD_OPEN = """
 UPDATE campaigns_campaigntarget AS t
-SET state = m.state, updated = %s
+SET state = latest.state, updated = %s
 FROM (
-    SELECT DISTINCT ON (m.job_id) m.job_id, m.state
-    FROM cardmgmt_otamessage AS m
-    WHERE m.job_id IN (
-        SELECT job_id FROM campaigns_campaigntarget
-        WHERE run_id = %s AND state IN ('queued', 'submitted', 'delivered')
-    ) AND m.state IN ('queued', 'submitted', 'delivered')
-    ORDER BY m.job_id, m.step DESC
-) AS m
-WHERE t.run_id = %s AND t.job_id = m.job_id AND t.state IN ('queued', 'submitted', 'delivered')
-  AND t.state <> m.state
+    SELECT o.id, m.state
+    FROM campaigns_campaigntarget AS o
+    CROSS JOIN LATERAL (
+        SELECT m.state FROM cardmgmt_otamessage AS m
+        WHERE m.job_id = o.job_id AND (m.state || '') IN ('queued', 'submitted', 'delivered')
+        ORDER BY m.step DESC
+        LIMIT 1
+    ) AS m
+    WHERE o.run_id = %s AND o.state IN ('queued', 'submitted', 'delivered')
+      AND o.state <> m.state
+) AS latest
+WHERE t.id = latest.id
 """
 
 
@@ -823,7 +830,7 @@ def _fold_outcomes(run: CampaignRun, now: datetime.datetime) -> list[tuple]:
     with connection.cursor() as cursor:
         cursor.execute(_FOLD_FINISHED, [now, run.pk])
         finished = cursor.fetchall()
-        cursor.execute(_FOLD_OPEN, [now, run.pk, run.pk])
+        cursor.execute(_FOLD_OPEN, [now, run.pk])
     return finished
 
 
@@ -904,13 +911,19 @@ def refresh_run(*, run_id: int, now: datetime.datetime | None = None) -> Campaig
     now = now or timezone.now()
     with transaction.atomic():
         run = (
-            CampaignRun.objects.select_for_update()
+            CampaignRun.objects.select_for_update(skip_locked=True)
             .select_related("campaign")
             .filter(pk=run_id)
             .first()
         )
         if run is None:
-            return None
+            run = CampaignRun.objects.filter(pk=run_id).first()
+            if run is not None and run.is_active:
+                # Locked by a chunk, an operator or another refresh: come back shortly rather
+                # than hold a worker process that PoRs are waiting for. Soon enough to die as
+                # a duplicate if the holder was a refresh.
+                _enqueue_refresh(run.pk, REFRESH_SECONDS / 4)
+            return run
         if (
             run.is_active
             and run.refreshed_at is not None

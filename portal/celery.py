@@ -2,10 +2,19 @@
 
 import os
 
-from celery import Celery
+from celery import Celery, signals
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
 app = Celery("portal")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@signals.task_prerun.connect
+def _drop_unusable_connections(**_kwargs: object) -> None:
+    """Workers keep their database connection across tasks (CELERY_DB_REUSE_MAX): drop one
+    that broke or outlived CONN_MAX_AGE before the next task, as Django does per request."""
+    from django.db import close_old_connections
+
+    close_old_connections()

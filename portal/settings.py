@@ -216,6 +216,11 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Celery's Django fixup closes the database connection before and after every task unless
+# this is set (then every 2 x N tasks): a new PostgreSQL backend per small OTA task cost the
+# workers a tenth of their time. Broken or expired connections are still dropped at each
+# task's start (portal.celery, as Django does per request).
+CELERY_DB_REUSE_MAX = 500
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
 # Queues named for their work, so operators can scale them separately.

@@ -21,6 +21,7 @@ import contextvars
 import datetime
 import json
 import logging
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -208,9 +209,31 @@ def _enqueue_advance(job_id: int, countdown: float = 0) -> None:
 
 
 def advance_ota_jobs(*, job_ids: list[int]) -> int:
-    """`advance_ota_job` for each job, each in its own transaction (what the PoRs of one
-    inbound chunk confirmed); a job that fails is logged and the others still advance, as
-    separate tasks would. Returns how many advanced without error."""
+    """`advance_ota_job` for many jobs (those whose PoRs one inbound chunk confirmed): the
+    jobs locked and their messages read in two statements, one transaction for all. If that
+    fails, each job goes again in its own transaction, so one bad job holds up no other.
+    Returns how many jobs were advanced."""
+    try:
+        with transaction.atomic():
+            jobs = list(
+                OtaJob.objects.select_for_update(of=("self",))
+                .select_related("card__profile", "applet_version")
+                .filter(pk__in=job_ids)
+                .exclude(state__in=(OtaJobState.DONE, OtaJobState.FAILED, OtaJobState.CANCELLED))
+                .order_by("id")
+            )
+            messages: dict[int, list[OtaMessage]] = {job.pk: [] for job in jobs}
+            for message in OtaMessage.objects.filter(job_id__in=list(messages)).order_by(
+                "job_id", "step"
+            ):
+                messages[message.job_id].append(message)
+            with _advancing_scope(_AdvanceBatch.load(jobs)) as batch:
+                for job in jobs:
+                    _advance(job, messages[job.pk])
+                _update_rows(OtaJob, batch.finished, ["state", "result", "finished"])
+            return len(jobs)
+    except Exception as exc:
+        log.warning("advancing %d OTA jobs together failed (%s); one by one", len(job_ids), exc)
     advanced = 0
     for job_id in job_ids:
         try:
@@ -222,6 +245,46 @@ def advance_ota_jobs(*, job_ids: list[int]) -> int:
             continue
         advanced += 1
     return advanced
+
+
+@dataclass
+class _AdvanceBatch:
+    """One `advance_ota_jobs` call: what its audits read, in two queries instead of two per
+    job (the applet versions, the installations of each card audited once in the batch), and
+    the jobs it finished, written in one statement at the end."""
+
+    versions: list[AppletVersion]
+    installations: dict[int, dict[int, Installation]]
+    finished: list[OtaJob] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, jobs: list[OtaJob]) -> _AdvanceBatch:
+        audited = Counter(job.card_id for job in jobs if job.operation == OtaOperation.AUDIT)
+        once = [card_id for card_id, n in audited.items() if n == 1]
+        installations: dict[int, dict[int, Installation]] = {card_id: {} for card_id in once}
+        if once:
+            for installation in Installation.objects.filter(card_id__in=once):
+                installations[installation.card_id][installation.applet_version_id] = installation
+        versions = (
+            list(AppletVersion.objects.all().only("id", "instance_aid", "package_aid"))
+            if audited
+            else []
+        )
+        return cls(versions, installations)
+
+
+_ADVANCING: contextvars.ContextVar[_AdvanceBatch | None] = contextvars.ContextVar(
+    "advance_batch", default=None
+)
+
+
+@contextlib.contextmanager
+def _advancing_scope(batch: _AdvanceBatch) -> Iterator[_AdvanceBatch]:
+    token = _ADVANCING.set(batch)
+    try:
+        yield batch
+    finally:
+        _ADVANCING.reset(token)
 
 
 # A message without a TAR is an SMS for the handset itself (a WAP push), not a secured packet
@@ -344,8 +407,6 @@ def _build(message: OtaMessage, keys: ota.KeySet, params: ota.CardProfileParams)
 
 def advance_ota_job(*, job_id: int) -> OtaJob:
     """Move a job on: build the steps that may go now, or finish the job."""
-    from cardmgmt import otabridge
-
     with transaction.atomic():
         # The job's row only: a plain FOR UPDATE would lock the card and its profile too, and
         # every job of cards sharing a profile would wait for the others.
@@ -356,58 +417,69 @@ def advance_ota_job(*, job_id: int) -> OtaJob:
         )
         if job.is_finished:
             return job
-        messages = list(job.messages.order_by("step"))
-        failed = next((m for m in messages if m.state == OtaMessageState.FAILED), None)
-        if failed is not None:
-            return _finish(
-                job,
-                OtaJobState.FAILED,
-                f"step {failed.step + 1} ({failed.description}): {failed.failure_reason}",
-            )
-        if all(m.state == OtaMessageState.CONFIRMED for m in messages):
-            return _finish(job, OtaJobState.DONE, _outcome(job, messages))
-        now = timezone.now()
-        due = [
-            m
-            for m in messages
-            if m.state == OtaMessageState.PENDING
-            and (m.next_attempt_at is None or m.next_attempt_at <= now)
-        ]
-        if not job.card.profile.pipelined:
-            # In order: the next step only once every earlier one is confirmed.
-            first_open = next(m for m in messages if m.state != OtaMessageState.CONFIRMED)
-            due = [m for m in due if m is first_open]
-        for message in [m for m in due if _is_for_handset(m)]:
-            _requeue_for_handset(message)
-        due = [m for m in due if not _is_for_handset(m)]
-        if due:
-            keyset = KeySet.objects.get(card=job.card, kvn=due[0].kvn)
-            keys = otabridge.card_keys(keyset)
-            params = otabridge.profile_params(
-                job.card.profile, algorithm=keyset.algorithm, kvn=keyset.kvn
-            )
-            for message in due:
-                _build(message, keys, params)
-        if job.state == OtaJobState.QUEUED:
-            job.state = OtaJobState.RUNNING
-            job.save(update_fields=["state"])
-        waiting = [
-            m.next_attempt_at
-            for m in messages
-            if m.state == OtaMessageState.PENDING and m.next_attempt_at and m.next_attempt_at > now
-        ]
-        if waiting:
-            _enqueue_advance(job.pk, countdown=(min(waiting) - now).total_seconds())
-        return job
+        return _advance(job, list(job.messages.order_by("step")))
 
 
-def _finish(job: OtaJob, state: str, result: str) -> OtaJob:
+def _advance(job: OtaJob, messages: list[OtaMessage]) -> OtaJob:
+    from cardmgmt import otabridge
+
+    failed = next((m for m in messages if m.state == OtaMessageState.FAILED), None)
+    if failed is not None:
+        return _finish(
+            job,
+            OtaJobState.FAILED,
+            f"step {failed.step + 1} ({failed.description}): {failed.failure_reason}",
+            messages,
+        )
+    if all(m.state == OtaMessageState.CONFIRMED for m in messages):
+        return _finish(job, OtaJobState.DONE, _outcome(job, messages), messages)
+    now = timezone.now()
+    due = [
+        m
+        for m in messages
+        if m.state == OtaMessageState.PENDING
+        and (m.next_attempt_at is None or m.next_attempt_at <= now)
+    ]
+    if not job.card.profile.pipelined:
+        # In order: the next step only once every earlier one is confirmed.
+        first_open = next(m for m in messages if m.state != OtaMessageState.CONFIRMED)
+        due = [m for m in due if m is first_open]
+    for message in [m for m in due if _is_for_handset(m)]:
+        _requeue_for_handset(message)
+    due = [m for m in due if not _is_for_handset(m)]
+    if due:
+        keyset = KeySet.objects.get(card=job.card, kvn=due[0].kvn)
+        keys = otabridge.card_keys(keyset)
+        params = otabridge.profile_params(
+            job.card.profile, algorithm=keyset.algorithm, kvn=keyset.kvn
+        )
+        for message in due:
+            _build(message, keys, params)
+    if job.state == OtaJobState.QUEUED:
+        job.state = OtaJobState.RUNNING
+        job.save(update_fields=["state"])
+    waiting = [
+        m.next_attempt_at
+        for m in messages
+        if m.state == OtaMessageState.PENDING and m.next_attempt_at and m.next_attempt_at > now
+    ]
+    if waiting:
+        _enqueue_advance(job.pk, countdown=(min(waiting) - now).total_seconds())
+    return job
+
+
+def _finish(job: OtaJob, state: str, result: str, messages: list[OtaMessage]) -> OtaJob:
     before = snapshot(job)
     job.state = state
     job.result = result[:500]
     job.finished = timezone.now()
-    job.save(update_fields=["state", "result", "finished"])
-    job.messages.filter(state=OtaMessageState.PENDING).update(state=OtaMessageState.CANCELLED)
+    batch = _ADVANCING.get()
+    if batch is not None:
+        batch.finished.append(job)  # written with the batch's other jobs
+    else:
+        job.save(update_fields=["state", "result", "finished"])
+    if any(m.state == OtaMessageState.PENDING for m in messages):  # read under the job's lock
+        job.messages.filter(state=OtaMessageState.PENDING).update(state=OtaMessageState.CANCELLED)
     if state == OtaJobState.FAILED and job.operation == OtaOperation.LOAD_INSTALL:
         _set_installation(job.card, job.applet_version, InstallationState.FAILED, "por")
     record_change(
@@ -461,8 +533,17 @@ def _apply_audit(job: OtaJob, data: bytes) -> str:
     on_card |= {e.load_file_aid.hex().upper() for e in entries if e.load_file_aid}
     now = timezone.now()
     found = []
-    installed = {i.applet_version_id: i for i in Installation.objects.filter(card=job.card)}
-    for version in AppletVersion.objects.all().only("id", "instance_aid", "package_aid"):
+    batch = _ADVANCING.get()
+    if batch is not None and job.card_id in batch.installations:
+        installed = batch.installations.pop(job.card_id)  # read once, for this job only
+    else:
+        installed = {i.applet_version_id: i for i in Installation.objects.filter(card=job.card)}
+    versions = (
+        batch.versions
+        if batch is not None
+        else AppletVersion.objects.all().only("id", "instance_aid", "package_aid")
+    )
+    for version in versions:
         present = version.instance_aid in on_card
         current = installed.get(version.pk)
         if present and (current is None or current.state != InstallationState.INSTALLED):
@@ -807,21 +888,40 @@ class _InboundChunk:
         return [m for m in group if m.state in ACTIVE_STATES][:20]
 
     def flush(self) -> None:
-        if self.changed_segments:
-            SmsSegment.objects.bulk_update(
-                sorted(self.changed_segments.values(), key=lambda s: s.pk),
-                ["receipt_state", "receipt_at"],
-            )
-        if self.changed_messages:
-            OtaMessage.objects.bulk_update(
-                sorted(self.changed_messages.values(), key=lambda m: m.pk),
-                sorted(self.message_fields),
-            )
+        _update_rows(
+            SmsSegment, list(self.changed_segments.values()), ["receipt_state", "receipt_at"]
+        )
+        _update_rows(OtaMessage, list(self.changed_messages.values()), sorted(self.message_fields))
         if self.advance:
             from cardmgmt.tasks import advance_ota_jobs_task
 
             job_ids = sorted(self.advance)
             transaction.on_commit(lambda: advance_ota_jobs_task.delay(job_ids))
+
+
+def _update_rows(model: type, rows: list[Any], fields: list[str]) -> None:
+    """Write `fields` of `rows` back: on PostgreSQL one UPDATE from unnest'ed arrays (Django's
+    bulk_update builds a CASE per field and row, slower to compose than to run)."""
+    if not rows:
+        return
+    if connection.vendor != "postgresql":
+        model.objects.bulk_update(rows, fields)
+        return
+    meta = model._meta
+    columns = [meta.get_field(name) for name in fields]
+    rows = sorted(rows, key=lambda row: row.pk)
+    arrays = [[row.pk for row in rows]] + [
+        [getattr(row, column.attname) for row in rows] for column in columns
+    ]
+    names = ", ".join(f'"{column.column}"' for column in columns)
+    sets = ", ".join(f'"{column.column}" = v."{column.column}"' for column in columns)
+    casts = ", ".join(f"%s::{column.db_type(connection)}[]" for column in columns)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {meta.db_table} AS t SET {sets} "
+            f'FROM unnest(%s::bigint[], {casts}) AS v(id, {names}) WHERE t."id" = v.id',
+            arrays,
+        )
 
 
 _CHUNK: contextvars.ContextVar[_InboundChunk | None] = contextvars.ContextVar(
@@ -880,7 +980,7 @@ def _process_chunk(inbound_ids: list[int], keys: CardKeys) -> list[InboundMessag
             for inbound in rows:
                 _process(inbound, keys)
             chunk.flush()
-        InboundMessage.objects.bulk_update(rows, ["verdict", "detail", "message"])
+        _update_rows(InboundMessage, rows, ["verdict", "detail", "message"])
         return rows
 
 

@@ -45,18 +45,14 @@ def assert_exactly_once(run, expected):  # type: ignore[no-untyped-def]
     assert not messages.values("card", "counter").annotate(n=Count("id")).filter(n__gt=1).exists()
 
 
-@pytest.mark.xfail(
-    run=False,
-    reason="issue 6 is open: at today's end-to-end OTA rate (10-40 confirmed messages/s on "
-    "the 2-core CI box) 10,000 targets need longer than CI allows; run it with "
-    "`pytest --runxfail -k ten_thousand`",
-)
 @pytest.mark.parametrize("campaign_lab", [10_000], indirect=True)
 def test_ten_thousand_targets_run_to_completion(campaign_lab):
     campaign = new_campaign(chunk_size=2000, notify_emails="ops@example.com")
     started = timezone.now()
     run = services.start_run(actor=ACTOR, campaign=campaign)
-    run = wait_run(run, timeout=170)
+    # About 110 s on the shared 2-core box under a load average of 9 (docs/campaigns.md);
+    # the bound leaves room for a busier machine.
+    run = wait_run(run, timeout=300)
     assert run.total == 10_000
     assert run.counters["confirmed"] == 10_000, (run.counters, run.failure_reasons)
     assert run.counters["failed"] == 0
