@@ -11,7 +11,7 @@ import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import IO
+from typing import IO, Any
 
 from cardmgmt.choices import KeyAlgorithm, SubscriberStatus
 from cardmgmt.validators import (
@@ -112,16 +112,64 @@ def iter_csv(stream: IO[bytes]) -> Iterator[tuple[int, list[str]]]:
         raise CsvFileError(f"CSV syntax error: {exc}", reader.line_num) from None
 
 
+def iter_csv_piece(data: bytes, first_line: int) -> Iterator[tuple[int, list[str]]]:
+    """`iter_csv` for a piece of a file: whole lines, the first of them line `first_line`, in
+    a file with no quote character and no carriage return but before a line feed (so every
+    line is one record; `plan_pieces` finds such files and cuts them).
+
+    Decodes strictly as UTF-8 and reports the line of the first bad byte.
+    """
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = first_line + data.count(b"\n", 0, exc.start)
+        raise CsvFileError("file is not UTF-8 text", line) from None
+    if "\0" in text:  # the csv module names that error
+        yield from _iter_csv_records(
+            csv.reader(io.StringIO(text, newline=""), strict=True), first_line - 1
+        )
+        return
+    line = first_line - 1
+    for raw in text.split("\n"):
+        line += 1
+        if raw.endswith("\r"):
+            raw = raw[:-1]
+        if not raw:
+            continue  # blank lines are allowed anywhere (and the piece's last split is empty)
+        record = raw.split(",")
+        if len(record) > MAX_COLUMNS or (
+            len(raw) > MAX_FIELD and max(map(len, record)) > MAX_FIELD
+        ):
+            raise CsvFileError("record is too wide (too many or too long fields)", line)
+        yield line, record
+
+
+def _iter_csv_records(reader: Any, offset: int) -> Iterator[tuple[int, list[str]]]:
+    line = offset
+    try:
+        for record in reader:
+            line = offset + reader.line_num
+            if not record:
+                continue
+            if len(record) > MAX_COLUMNS or max(map(len, record)) > MAX_FIELD:
+                raise CsvFileError("record is too wide (too many or too long fields)", line)
+            yield line, record
+    except csv.Error as exc:
+        raise CsvFileError(f"CSV syntax error: {exc}", offset + reader.line_num) from None
+
+
 class CardFileReader:
     """Card manufacturer output files: ICCID, IMSI, PROFILE, then per KVN n:
     ALGn, KICn, KIDn and optionally KIKn."""
 
     required = ("ICCID", "IMSI", "PROFILE")
 
-    def __init__(self, profiles: dict[str, tuple[int, list[str]]]) -> None:
+    def __init__(
+        self, profiles: dict[str, tuple[int, list[str]]], fingerprint_key: bytes | None = None
+    ) -> None:
         # name -> (id, supported algorithms)
         self.profiles = profiles
-        self._fingerprint = Fingerprinter()
+        self._fingerprint = Fingerprinter(fingerprint_key)
         self.index: dict[str, int] = {}
         self.kvns: list[int] = []
 
@@ -294,7 +342,7 @@ class CardFileReader:
             imsi=imsi,
             profile_id=profile[0],
             keysets=keysets,
-            digest=fingerprint("|".join(digest_parts).encode()),
+            digest=self._fingerprint("|".join(digest_parts).encode()),
         )
 
 

@@ -73,6 +73,17 @@ def _fingerprint_key() -> bytes:
     return hmac.new(first, b"portal fingerprint v1", hashlib.sha256).digest()
 
 
+def sealing_key() -> tuple[int, bytes]:
+    """(version, key) of the current master key, for a `Sealer` in a process of our own
+    that has no settings (passed through a pipe, never a command line or environment)."""
+    return settings.MASTER_KEY_VERSION, settings.MASTER_KEYS[settings.MASTER_KEY_VERSION]
+
+
+def fingerprint_key() -> bytes:
+    """The fingerprint key, for a `Fingerprinter` in such a process."""
+    return _fingerprint_key()
+
+
 def fingerprint(data: bytes) -> str:
     """A keyed digest that tells whether two secrets are equal without revealing them."""
     return hmac.digest(_fingerprint_key(), data, "sha256").hex()
@@ -85,10 +96,15 @@ class Sealer:
 
     _NONCE_BATCH = 4096
 
-    def __init__(self) -> None:
-        version = settings.MASTER_KEY_VERSION
+    def __init__(self, *, version: int | None = None, key: bytes | None = None) -> None:
+        """The current master key, or (for a process without settings, such as an import
+        worker) the `key` of `version` given explicitly."""
+        if key is None:
+            version = settings.MASTER_KEY_VERSION
+            self._encrypt = _aead(version).encrypt
+        else:
+            self._encrypt = AESGCM(key).encrypt
         self._header = _HEADER.pack(_MAGIC, version)
-        self._encrypt = _aead(version).encrypt
         self._nonces = b""
         self._offset = 0
 
@@ -117,8 +133,9 @@ class Fingerprinter:
 
     _BLOCK = 64  # SHA-256 block size
 
-    def __init__(self) -> None:
-        key = _fingerprint_key()
+    def __init__(self, key: bytes | None = None) -> None:
+        """The key from the settings, or `key` (from `fingerprint_key()`) given explicitly."""
+        key = _fingerprint_key() if key is None else key
         if len(key) > self._BLOCK:  # HMAC hashes long keys first; ours is a 32-byte digest
             key = hashlib.sha256(key).digest()
         block = key.ljust(self._BLOCK, b"\0")

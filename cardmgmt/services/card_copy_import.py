@@ -1,16 +1,17 @@
 """Card files into PostgreSQL in one pass (docs/imports.md, "Performance").
 
-One transaction holds the whole import. The main thread reads, validates and seals the file
-batch by batch; a writer thread COPYs each batch straight into `cardmgmt_card` and
-`cardmgmt_keyset` while the main thread works on the next one, so the Python work (one core)
-and PostgreSQL's work (heap, indexes, foreign-key checks: the other core) overlap.
+One transaction holds the whole import. The file is staged piece by piece (rows validated,
+keys sealed, COPY text written: `cardmgmt.card_staging`), by worker processes in parallel
+for a large file; a writer thread COPYs each piece straight into `cardmgmt_card` and
+`cardmgmt_keyset` while the next ones are staged, so Python's work and PostgreSQL's overlap.
 
-The unique indexes on ICCID and IMSI do the duplicate checks. A batch runs under a savepoint:
-a batch that breaks one (a re-import, a duplicate in the file, a conflict with a card in the
-database) is rolled back to the savepoint, looked up row by row against the table, and
-written again without its unchanged or conflicting rows. Rows of earlier batches are in the
-table by then, so the same look-up finds duplicates within the file. If any line is bad the
-transaction is rolled back at the end: nothing is imported, and every error is reported.
+The unique indexes on ICCID and IMSI do the duplicate checks. A piece is written under a
+savepoint: a piece that breaks one (a re-import, a duplicate in the file, a conflict with a
+card in the database) is rolled back to the savepoint, its rows are looked up against the
+table, and it is written again without its unchanged or conflicting rows. Pieces are written
+in file order and earlier pieces are in the table by then, so the same look-up finds
+duplicates within the file. If any line is bad the transaction is rolled back at the end:
+nothing is imported, and every error is reported.
 """
 
 from __future__ import annotations
@@ -19,27 +20,40 @@ import bisect
 import json
 import logging
 import math
+import os
+import pickle
+import queue
+import subprocess
+import sys
+import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
 from typing import Any
 
 import psycopg
 from django.db import connection, transaction
 from django.utils import timezone
 
+from cardmgmt.card_staging import IdSource, Piece, StagedPiece, Stager, plan_pieces
 from cardmgmt.choices import CardStatus
-from cardmgmt.importers import CardFileReader, CardRow, CsvFileError, RowError, iter_csv
+from cardmgmt.importers import CardFileReader, CsvFileError, RowError, iter_csv
 from cardmgmt.models import ImportJob
 from portal import crypto
 
 log = logging.getLogger(__name__)
 
-# Rows per COPY batch. Each batch is a savepoint (a subtransaction): a transaction with more
-# than 64 of them slows every other session's snapshots, so large files get larger batches.
-BATCH_ROWS = 20_000
+# Rows per piece. Each piece is a savepoint (a subtransaction): a transaction with more than
+# 64 of them slows every other session's snapshots, so large files get larger pieces.
+PIECE_ROWS = 20_000
 MAX_SAVEPOINTS = 60
+# Worker processes for files of WORKER_MIN_ROWS rows or more: one per core, as PostgreSQL's
+# own work runs beside them.
+WORKERS = min(os.cpu_count() or 1, 4)
+WORKER_MIN_ROWS = 100_000
 # Card imports run one at a time (a transaction-level advisory lock): two imports of
 # overlapping files would otherwise wait on each other's unique index entries.
 _LOCK_KEY = 0x63617264  # "card"
@@ -48,23 +62,25 @@ ProgressFn = Callable[[int], None]
 
 
 @dataclass(slots=True)
-class _StagedRow:
-    """A validated, sealed row: its identifiers (for conflicts) and its COPY text, less the
-    card id that the writer draws from the sequence."""
+class _Row:
+    """A staged row taken back out of its piece's COPY text, to sort out a batch that broke
+    a unique index."""
 
     line: int
+    card_id: int
     iccid: str
     imsi: str
     digest: str
-    card_text: str  # "\t<iccid>\t...\n", to follow the card id
-    keyset_texts: list[str]  # "\t<kvn>\t...\n" per key set, each to follow the card id
+    card_text: str
+    keyset_texts: list[str]
 
 
 @dataclass
 class _Outcome:
     errors: list[RowError] = field(default_factory=list)
+    rows: int = 0
     created: int = 0
-    parse_seconds: float = 0.0
+    stage_seconds: float = 0.0
     wait_seconds: float = 0.0
     write_seconds: float = 0.0
 
@@ -90,9 +106,9 @@ class _OwnIds:
         return i >= 0 and card_id <= self._ends[i]
 
 
-class _BatchWriter:
-    """COPYs batches on the import's connection (from the writer thread, one batch at a
-    time) and sorts out the batches that break a unique index."""
+class _PieceWriter:
+    """COPYs staged pieces on the import's connection (from the writer thread, one at a
+    time) and sorts out the pieces that break a unique index."""
 
     def __init__(self, raw: psycopg.Connection, outcome: _Outcome) -> None:
         self.raw = raw
@@ -103,35 +119,25 @@ class _BatchWriter:
         self.unwritten_iccids: set[str] = set()
         self.unwritten_imsis: set[str] = set()
 
-    def write(self, rows: list[_StagedRow]) -> None:
+    def write(self, piece: StagedPiece) -> None:
         started = time.monotonic()
+        self.own_ids.add(piece.ids)
         with self.raw.cursor() as cursor:
-            cursor.execute(
-                "SELECT nextval(pg_get_serial_sequence('cardmgmt_card', 'id'))"
-                " FROM generate_series(1, %s)",
-                [len(rows)],
-            )
-            ids = [r[0] for r in cursor.fetchall()]
-            self.own_ids.add(ids)
-            if not self._copy(cursor, ids, rows):
-                keep = self._sort_out(cursor, ids, rows)
-                ids = [ids[i] for i in keep]
-                rows = [rows[i] for i in keep]
-                if rows and not self._copy(cursor, ids, rows):
+            if piece.rows and not self._copy(cursor, piece.cards, piece.keysets, piece.rows):
+                rows = self._sort_out(cursor, _rows_of(piece))
+                cards = "".join(r.card_text for r in rows)
+                keysets = "".join(t for r in rows for t in r.keyset_texts)
+                if rows and not self._copy(cursor, cards, keysets, len(rows)):
                     raise CsvFileError(
                         "cards with ICCIDs or IMSIs of this file were created during the import;"
                         " run it again"
                     )
         self.outcome.write_seconds += time.monotonic() - started
 
-    def _copy(self, cursor: psycopg.Cursor, ids: list[int], rows: list[_StagedRow]) -> bool:
+    def _copy(self, cursor: psycopg.Cursor, cards: str, keysets: str, count: int) -> bool:
         """Write the rows under a savepoint; False (and nothing written) if one of them
         breaks a unique index."""
-        cards = "".join([f"{i}{r.card_text}" for i, r in zip(ids, rows, strict=True)])
-        keysets = "".join(
-            [f"{i}{text}" for i, r in zip(ids, rows, strict=True) for text in r.keyset_texts]
-        )
-        cursor.execute("SAVEPOINT card_import_batch")
+        cursor.execute("SAVEPOINT card_import_piece")
         try:
             with cursor.copy(
                 "COPY cardmgmt_card (id, iccid, imsi, profile_id, status, import_digest,"
@@ -143,17 +149,15 @@ class _BatchWriter:
             ) as copy:
                 copy.write(keysets)
         except psycopg.errors.UniqueViolation:
-            cursor.execute("ROLLBACK TO SAVEPOINT card_import_batch")
-            cursor.execute("RELEASE SAVEPOINT card_import_batch")
+            cursor.execute("ROLLBACK TO SAVEPOINT card_import_piece")
+            cursor.execute("RELEASE SAVEPOINT card_import_piece")
             return False
-        cursor.execute("RELEASE SAVEPOINT card_import_batch")
-        self.outcome.created += len(rows)
+        cursor.execute("RELEASE SAVEPOINT card_import_piece")
+        self.outcome.created += count
         return True
 
-    def _sort_out(
-        self, cursor: psycopg.Cursor, ids: list[int], rows: list[_StagedRow]
-    ) -> list[int]:
-        """The errors of a batch that broke a unique index; the indexes of its new rows."""
+    def _sort_out(self, cursor: psycopg.Cursor, rows: list[_Row]) -> list[_Row]:
+        """The errors of rows that broke a unique index; the rows that are new."""
         cursor.execute(
             "SELECT id, iccid, imsi, import_digest FROM cardmgmt_card"
             " WHERE iccid = ANY(%s) OR imsi = ANY(%s)",
@@ -167,8 +171,8 @@ class _BatchWriter:
         errors = self.outcome.errors
         seen_iccids: set[str] = set()
         seen_imsis: set[str] = set()
-        keep = []
-        for index, row in enumerate(rows):
+        new = []
+        for row in rows:
             bad = unchanged = False
             found = by_iccid.get(row.iccid)
             if (
@@ -207,50 +211,126 @@ class _BatchWriter:
                 self.unwritten_iccids.add(row.iccid)
                 self.unwritten_imsis.add(row.imsi)
             else:
-                keep.append(index)
-        return keep
+                new.append(row)
+        return new
 
 
-def _staged_rows(
-    reader: CardFileReader, records: Iterable[tuple[int, list[str]]], outcome: _Outcome
-) -> Iterator[_StagedRow]:
-    """Valid rows, sealed and in COPY text; bad ones add their errors."""
-    seal = crypto.Sealer().seal_hex
-    stamp = timezone.now().isoformat()
-    status = str(CardStatus.IN_STOCK)
-    parse = reader.parse
-    errors = outcome.errors
-    for line, record in records:
-        row = parse(line, record)
-        if row.__class__ is not CardRow:
-            errors.extend(row)  # type: ignore[arg-type]
-            continue
-        yield _StagedRow(
-            row.line,
-            row.iccid,
-            row.imsi,
-            row.digest,
-            f"\t{row.iccid}\t{row.imsi}\t{row.profile_id}\t{status}\t{row.digest}"
-            f"\t{stamp}\t{stamp}\n",
-            [
-                f"\t{k.kvn}\t{k.algorithm}\t\\\\x{seal(k.kic, b'kic')}"
-                f"\t\\\\x{seal(k.kid, b'kid')}\t"
-                + (f"\\\\x{seal(k.kik, b'kik')}\t0\n" if k.kik else "\\N\t0\n")
-                for k in row.keysets
-            ],
-        )
+def _rows_of(piece: StagedPiece) -> list[_Row]:
+    keysets: dict[str, list[str]] = {}
+    for text in piece.keysets.splitlines(keepends=True):
+        keysets.setdefault(text[: text.index("\t")], []).append(text)
+    rows = []
+    for line, text in zip(piece.lines, piece.cards.splitlines(keepends=True), strict=True):
+        card_id, iccid, imsi, _profile, _status, digest, _rest = text.split("\t", 6)
+        rows.append(_Row(line, int(card_id), iccid, imsi, digest, text, keysets.get(card_id, [])))
+    return rows
+
+
+def _pieces_in_process(
+    job: ImportJob, stager: Stager, rows_per_piece: int
+) -> Iterator[StagedPiece]:
+    """Any file: read with the csv module and staged here (while the writer thread COPYs the
+    piece before)."""
+    with job.file.open("rb") as stream:
+        records = iter_csv(stream)
+        next(records, None)  # the header, read already
+        while True:
+            piece = stager.stage(islice(records, rows_per_piece))
+            if not piece.rows and not piece.errors and piece.file_error is None:
+                return
+            yield piece
+            if piece.file_error is not None:
+                return
+
+
+class _Workers:
+    """Worker processes staging pieces in parallel: worker w takes pieces w, w + n, ...; a
+    thread per worker drains its output so that it never waits on a full pipe while this
+    process COPYs."""
+
+    def __init__(self, count: int, config: dict[str, Any], pieces: list[Piece]) -> None:
+        self.count = min(count, len(pieces))
+        self.processes: list[subprocess.Popen] = []
+        self.queues: list[queue.Queue] = []
+        self.stopping = threading.Event()
+        for w in range(self.count):
+            process = subprocess.Popen(
+                [sys.executable, "-m", "cardmgmt.card_staging"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                cwd=str(Path(__file__).resolve().parents[2]),
+            )
+            self.processes.append(process)
+            pickle.dump({**config, "pieces": pieces[w :: self.count]}, process.stdin)
+            process.stdin.close()
+            results: queue.Queue = queue.Queue(maxsize=2)
+            self.queues.append(results)
+            threading.Thread(
+                target=self._drain, args=(process, results), daemon=True, name=f"card-stage-{w}"
+            ).start()
+
+    def _drain(self, process: subprocess.Popen, results: queue.Queue) -> None:
+        while not self.stopping.is_set():
+            try:
+                item: Any = pickle.load(process.stdout)  # noqa: S301 (our own worker)
+            except EOFError:
+                item = None
+            except Exception as exc:  # handed to the consuming thread
+                item = exc
+            while not self.stopping.is_set():
+                try:
+                    results.put(item, timeout=0.2)
+                    break
+                except queue.Full:
+                    continue
+            if item is None or isinstance(item, Exception):
+                return
+
+    def pieces(self, count: int) -> Iterator[StagedPiece]:
+        for index in range(count):
+            item = self.queues[index % self.count].get()
+            if not isinstance(item, StagedPiece):
+                w = index % self.count
+                raise RuntimeError(
+                    f"card import worker {w} stopped (exit status {self.processes[w].poll()}):"
+                    f" {item!r}"
+                )
+            yield item
+            if item.file_error is not None:
+                return
+
+    def close(self) -> None:
+        self.stopping.set()
+        for process in self.processes:
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+            process.stdout.close()
+
+
+def _plan(job: ImportJob, rows_per_piece: int) -> list[Piece] | None:
+    """Pieces for workers, where the file is local and large enough, and they may run."""
+    if WORKERS < 2 or job.total_rows < WORKER_MIN_ROWS:
+        return None
+    try:
+        path = job.file.path
+    except NotImplementedError:  # storage without local files
+        return None
+    with open(path, "rb") as stream:
+        pieces = plan_pieces(stream, rows_per_piece)
+    return pieces if pieces and len(pieces) > 1 else None
 
 
 def import_cards(
     job: ImportJob, report_progress: ProgressFn | None
 ) -> tuple[list[RowError], int, int]:
     """Validate and write a card file in one transaction: (errors, rows, cards created).
-    With any error nothing is written. `report_progress(rows)` is called after each batch."""
+    With any error nothing is written. `report_progress(rows)` is called after each piece."""
     outcome = _Outcome()
-    total = 0
-    batch_rows = max(BATCH_ROWS, math.ceil((job.total_rows or 1) / MAX_SAVEPOINTS))
+    rows_per_piece = max(PIECE_ROWS, math.ceil((job.total_rows or 1) / MAX_SAVEPOINTS))
     started = time.monotonic()
     connection.ensure_connection()
+    sequence = "public.cardmgmt_card_id_seq"
     with transaction.atomic():
         raw = connection.connection
         with raw.cursor() as cursor:
@@ -260,63 +340,113 @@ def import_cards(
             cursor.execute(
                 "SELECT id, name, algorithms::text FROM cardmgmt_cardprofile FOR KEY SHARE"
             )
-            reader = CardFileReader(
-                {name: (pk, list(json.loads(algorithms) or [])) for pk, name, algorithms in cursor}
-            )
+            profiles = {
+                name: (pk, list(json.loads(algorithms) or [])) for pk, name, algorithms in cursor
+            }
+            sequence = cursor.execute(
+                "SELECT pg_get_serial_sequence('cardmgmt_card', 'id')"
+            ).fetchone()[0]
             restore = _skip_row_triggers(cursor) or _check_foreign_keys_per_batch(cursor)
-        writer = _BatchWriter(raw, outcome)
-        pending: Future | None = None
+        conninfo = _conninfo()
+        ids = IdSource(conninfo, sequence)
+        workers: _Workers | None = None
         try:
-            with (
-                job.file.open("rb") as stream,
-                ThreadPoolExecutor(1, thread_name_prefix="card-import-copy") as pool,
-            ):
+            with job.file.open("rb") as stream:
                 records = iter_csv(stream)
                 first = next(records, None)
                 if first is None:
                     raise CsvFileError("the file is empty", 1)
-                reader.read_header(first[1])
-                rows = _staged_rows(reader, records, outcome)
-                while True:
-                    parse_started = time.monotonic()
-                    batch = []
-                    for row in rows:
-                        batch.append(row)
-                        if len(batch) == batch_rows:
-                            break
-                    outcome.parse_seconds += time.monotonic() - parse_started
-                    if pending is not None:
-                        wait_started = time.monotonic()
-                        pending.result()  # the writer's errors surface here
-                        outcome.wait_seconds += time.monotonic() - wait_started
-                        pending = None
-                    if not batch:
-                        break
-                    pending = pool.submit(writer.write, batch)
-                    total += len(batch)
-                    if report_progress is not None:
-                        report_progress(total)
-            if not total and not outcome.errors:
+                header = first[1]
+            reader = CardFileReader(profiles)
+            reader.read_header(header)
+            stamp = timezone.now().isoformat()
+            status = str(CardStatus.IN_STOCK)
+            pieces = _plan(job, rows_per_piece)
+            if pieces is None:
+                stager = Stager(reader, crypto.Sealer(), ids, stamp, status)
+                source = _pieces_in_process(job, stager, rows_per_piece)
+            else:
+                workers = _Workers(
+                    WORKERS,
+                    {
+                        "path": job.file.path,
+                        "header": header,
+                        "profiles": profiles,
+                        "fingerprint_key": crypto.fingerprint_key(),
+                        "sealing_key": crypto.sealing_key(),
+                        "conninfo": conninfo,
+                        "sequence": sequence,
+                        "stamp": stamp,
+                        "status": status,
+                    },
+                    pieces,
+                )
+                source = workers.pieces(len(pieces))
+            _write_pieces(raw, source, outcome, report_progress)
+            if not outcome.rows and not outcome.errors:
                 raise CsvFileError("the file has a header but no rows", 2)
         except CsvFileError as exc:
             outcome.errors.append(RowError(exc.line, "", str(exc)))
-        total += len({e.line for e in outcome.errors})
+        finally:
+            ids.close()
+            if workers is not None:
+                workers.close()
+        total = outcome.rows + len({e.line for e in outcome.errors})
         if outcome.errors:
             transaction.set_rollback(True)
         else:
             with raw.cursor() as cursor:
                 restore(cursor)
     log.info(
-        "card import job %s: %d rows in %.1fs (main thread parsing and sealing %.1fs, waiting"
-        " for the writer %.1fs; writer COPYing %.1fs)",
+        "card import job %s: %d rows in %.1fs, %s (staging %.1fs, waiting for the writer"
+        " %.1fs; writer COPYing %.1fs)",
         job.pk,
         total,
         time.monotonic() - started,
-        outcome.parse_seconds,
+        f"{workers.count} worker processes" if workers else "in process",
+        outcome.stage_seconds,
         outcome.wait_seconds,
         outcome.write_seconds,
     )
     return outcome.errors, total, (0 if outcome.errors else outcome.created)
+
+
+def _write_pieces(
+    raw: psycopg.Connection,
+    source: Iterator[StagedPiece],
+    outcome: _Outcome,
+    report_progress: ProgressFn | None,
+) -> None:
+    """COPY each piece in the writer thread while the next one is staged."""
+    writer = _PieceWriter(raw, outcome)
+    pending: Future | None = None
+    with ThreadPoolExecutor(1, thread_name_prefix="card-import-copy") as pool:
+        while True:
+            stage_started = time.monotonic()
+            piece = next(source, None)
+            outcome.stage_seconds += time.monotonic() - stage_started
+            if pending is not None:
+                wait_started = time.monotonic()
+                pending.result()  # the writer's errors surface here
+                outcome.wait_seconds += time.monotonic() - wait_started
+                pending = None
+            if piece is None:
+                return
+            outcome.rows += piece.rows
+            outcome.errors.extend(piece.errors)
+            pending = pool.submit(writer.write, piece)
+            if report_progress is not None:
+                report_progress(outcome.rows + len(piece.errors))
+            if piece.file_error is not None:
+                outcome.errors.append(piece.file_error)
+                pending.result()
+                return
+
+
+def _conninfo() -> dict[str, Any]:
+    """How the id source and the workers reach this database."""
+    params = connection.get_connection_params()
+    return {k: params[k] for k in ("dbname", "user", "password", "host", "port") if params.get(k)}
 
 
 def _skip_row_triggers(cursor: psycopg.Cursor) -> Callable[[Any], None] | None:
