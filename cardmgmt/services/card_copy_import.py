@@ -78,7 +78,8 @@ class _Row:
 @dataclass
 class _Outcome:
     errors: list[RowError] = field(default_factory=list)
-    rows: int = 0
+    rows: int = 0  # read and valid (some may still be duplicates or conflicts)
+    bad_lines: set[int] = field(default_factory=set)  # that could not be read or were invalid
     created: int = 0
     stage_seconds: float = 0.0
     wait_seconds: float = 0.0
@@ -387,11 +388,12 @@ def import_cards(
                 raise CsvFileError("the file has a header but no rows", 2)
         except CsvFileError as exc:
             outcome.errors.append(RowError(exc.line, "", str(exc)))
+            outcome.bad_lines.add(exc.line)
         finally:
             ids.close()
             if workers is not None:
                 workers.close()
-        total = outcome.rows + len({e.line for e in outcome.errors})
+        total = outcome.rows + len(outcome.bad_lines)
         if outcome.errors:
             transaction.set_rollback(True)
         else:
@@ -434,11 +436,13 @@ def _write_pieces(
                 return
             outcome.rows += piece.rows
             outcome.errors.extend(piece.errors)
+            outcome.bad_lines.update(e.line for e in piece.errors)
             pending = pool.submit(writer.write, piece)
             if report_progress is not None:
                 report_progress(outcome.rows + len(piece.errors))
             if piece.file_error is not None:
                 outcome.errors.append(piece.file_error)
+                outcome.bad_lines.add(piece.file_error.line)
                 pending.result()
                 return
 
