@@ -448,9 +448,13 @@ def _write_pieces(
 
 
 def _conninfo() -> dict[str, Any]:
-    """How the id source and the workers reach this database."""
-    params = connection.get_connection_params()
-    return {k: params[k] for k in ("dbname", "user", "password", "host", "port") if params.get(k)}
+    """How the id source and the workers reach this database: the connection's own
+    parameters that are plain values (host, port, dbname, user, password, sslmode...)."""
+    return {
+        key: value
+        for key, value in connection.get_connection_params().items()
+        if isinstance(value, str | int) and key != "prepare_threshold"
+    }
 
 
 def _skip_row_triggers(cursor: psycopg.Cursor) -> Callable[[Any], None] | None:
