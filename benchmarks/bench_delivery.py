@@ -291,7 +291,10 @@ def main() -> None:
             "msg/s",
             raw_rate,
             peer=f"vs the raw link rate above; {confirmed}/{CARDS} confirmed in {elapsed:.1f} s, "
-            f"planning {CARDS / planned:,.0f} jobs/s; 1 worker x 2 processes",
+            f"planning {CARDS / planned:,.0f} jobs/s (one start_ota_job after another, before "
+            f"the link starts), then {confirmed / (elapsed - planned):,.0f} confirmed/s from the "
+            f"link's start; 1 worker x 2 processes; load average "
+            f"{' '.join(Path('/proc/loadavg').read_text().split()[:3])}",
         )
     )
     print_figures("OTA delivery (PostgreSQL, loopback SMPP)", figures)
