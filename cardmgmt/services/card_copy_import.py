@@ -17,6 +17,7 @@ nothing is imported, and every error is reported.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import json
 import logging
 import math
@@ -87,20 +88,25 @@ class _Outcome:
 
 
 class _OwnIds:
-    """The card ids this import drew, as sorted runs: a card found in the table with one of
-    them is a duplicate within the file, any other an existing card."""
+    """The card ids this import drew, as runs of consecutive ids sorted by their start: a
+    card found in the table with one of them is a duplicate within the file, any other an
+    existing card. Workers draw ids at the same time, so pieces' ids come in any order."""
 
     def __init__(self) -> None:
         self._starts: list[int] = []
         self._ends: list[int] = []
 
     def add(self, ids: list[int]) -> None:
-        for card_id in ids:  # nextval() over one call ascends; runs break only when others
-            if self._ends and card_id == self._ends[-1] + 1:  # drew ids at the same time
-                self._ends[-1] = card_id
+        runs: list[list[int]] = []
+        for card_id in ids:
+            if runs and card_id == runs[-1][1] + 1:
+                runs[-1][1] = card_id
             else:
-                self._starts.append(card_id)
-                self._ends.append(card_id)
+                runs.append([card_id, card_id])
+        for start, end in runs:
+            i = bisect.bisect_right(self._starts, start)
+            self._starts.insert(i, start)
+            self._ends.insert(i, end)
 
     def __contains__(self, card_id: int) -> bool:
         i = bisect.bisect_right(self._starts, card_id) - 1
@@ -249,26 +255,38 @@ class _Workers:
     thread per worker drains its output so that it never waits on a full pipe while this
     process COPYs."""
 
+    command = (sys.executable, "-m", "cardmgmt.card_staging")
+
     def __init__(self, count: int, config: dict[str, Any], pieces: list[Piece]) -> None:
         self.count = min(count, len(pieces))
         self.processes: list[subprocess.Popen] = []
+        self.threads: list[threading.Thread] = []
         self.queues: list[queue.Queue] = []
         self.stopping = threading.Event()
-        for w in range(self.count):
-            process = subprocess.Popen(
-                [sys.executable, "-m", "cardmgmt.card_staging"],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                cwd=str(Path(__file__).resolve().parents[2]),
-            )
-            self.processes.append(process)
-            pickle.dump({**config, "pieces": pieces[w :: self.count]}, process.stdin)
-            process.stdin.close()
-            results: queue.Queue = queue.Queue(maxsize=2)
-            self.queues.append(results)
-            threading.Thread(
-                target=self._drain, args=(process, results), daemon=True, name=f"card-stage-{w}"
-            ).start()
+        try:
+            for w in range(self.count):
+                self._start(w, {**config, "pieces": pieces[w :: self.count]})
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self, w: int, config: dict[str, Any]) -> None:
+        process = subprocess.Popen(
+            self.command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            cwd=str(Path(__file__).resolve().parents[2]),
+        )
+        self.processes.append(process)
+        pickle.dump(config, process.stdin)
+        process.stdin.close()
+        results: queue.Queue = queue.Queue(maxsize=2)
+        self.queues.append(results)
+        thread = threading.Thread(
+            target=self._drain, args=(process, results), daemon=True, name=f"card-stage-{w}"
+        )
+        self.threads.append(thread)
+        thread.start()
 
     def _drain(self, process: subprocess.Popen, results: queue.Queue) -> None:
         while not self.stopping.is_set():
@@ -301,12 +319,19 @@ class _Workers:
                 return
 
     def close(self) -> None:
+        """Stop the workers (they have finished unless the import stopped early)."""
         self.stopping.set()
         for process in self.processes:
             if process.poll() is None:
                 process.kill()
             process.wait()
-            process.stdout.close()
+        for thread in self.threads:
+            thread.join(timeout=5)  # a killed worker's pipe ends: its thread stops
+        for process in self.processes:
+            for pipe in (process.stdin, process.stdout):
+                if pipe is not None and not pipe.closed:
+                    with contextlib.suppress(OSError):  # a worker that died early
+                        pipe.close()
 
 
 def _plan(job: ImportJob, rows_per_piece: int) -> list[Piece] | None:

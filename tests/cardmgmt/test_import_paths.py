@@ -8,6 +8,7 @@ and compare the outcome, error by error, with the in-process path.
 from __future__ import annotations
 
 import io
+import sys
 import uuid
 
 import pytest
@@ -42,12 +43,16 @@ def csv_file(lines: list[str], newline: str = "\n") -> bytes:
     return (newline.join([HEADER, *lines]) + newline).encode()
 
 
+def small_pieces(monkeypatch, workers: int) -> None:
+    monkeypatch.setattr(card_copy_import, "PIECE_ROWS", 3)
+    monkeypatch.setattr(card_copy_import, "WORKER_MIN_ROWS", 0)
+    monkeypatch.setattr(card_copy_import, "WORKERS", workers)
+
+
 @pytest.fixture(params=["in process", "workers"])
 def path(request, monkeypatch):
     """Pieces of 3 rows, staged here or by 2 worker processes."""
-    monkeypatch.setattr(card_copy_import, "PIECE_ROWS", 3)
-    monkeypatch.setattr(card_copy_import, "WORKER_MIN_ROWS", 0)
-    monkeypatch.setattr(card_copy_import, "WORKERS", 2 if request.param == "workers" else 1)
+    small_pieces(monkeypatch, 2 if request.param == "workers" else 1)
     return request.param
 
 
@@ -143,6 +148,24 @@ def test_file_error_in_a_later_piece(card_profile, path):
 
 
 @postgres_only
+def test_a_worker_that_dies_fails_the_job(card_profile, monkeypatch):
+    small_pieces(monkeypatch, 2)
+    monkeypatch.setattr(
+        card_copy_import._Workers, "command", (sys.executable, "-c", "import sys; sys.exit(3)")
+    )
+    upload = SimpleUploadedFile("cards.csv", csv_file([line for line, _ in card_rows(7)]))
+    job = services.create_import_job(actor=ACTOR, kind="cards", upload=upload)
+    try:
+        with pytest.raises(RuntimeError, match="worker 0 stopped"):
+            services.run_import_job(actor=ACTOR, job_id=job.pk)
+        job.refresh_from_db()
+        assert job.status == ImportStatus.FAILED and "worker 0 stopped" in job.message
+        assert Card.objects.count() == 0
+    finally:
+        job.file.delete(save=False)  # a failed job keeps its upload (keys in clear) for a retry
+
+
+@postgres_only
 def test_without_the_right_to_skip_row_triggers(card_profile):
     """A role that may not set session_replication_role gets the foreign key checks of
     PostgreSQL's triggers (run per piece), and the same result."""
@@ -214,3 +237,11 @@ def test_pieces_read_as_the_csv_module_reads_the_whole_file(content):
 def test_files_with_quotes_or_lone_carriage_returns_are_not_cut():
     assert plan_pieces(io.BytesIO(b'ICCID,IMSI\n"1",2\n'), 1) is None
     assert plan_pieces(io.BytesIO(b"ICCID,IMSI\n1,2\r3,4\n"), 1) is None
+
+
+def test_own_ids_in_any_order():
+    own = card_copy_import._OwnIds()
+    own.add([40, 41, 42, 50])
+    own.add([10, 11, 13])  # a piece drawn earlier by another worker
+    own.add([45])
+    assert [n for n in range(5, 60) if n in own] == [10, 11, 13, 40, 41, 42, 45, 50]
