@@ -110,7 +110,7 @@ class Stager:
         self, reader: CardFileReader, sealer: Sealer, ids: IdSource, stamp: str, status: str
     ) -> None:
         self.reader = reader
-        self.seal = sealer.seal_hex
+        self.sealer = sealer
         self.ids = ids
         self.stamp = stamp
         self.status = status
@@ -130,7 +130,7 @@ class Stager:
         except CsvFileError as exc:
             piece.file_error = RowError(exc.line, "", str(exc))
         ids = self.ids.draw(len(good))
-        seal, stamp, status = self.seal, self.stamp, self.status
+        stamp, status = self.stamp, self.status
         piece.rows = len(good)
         piece.ids = ids
         piece.lines = [r.line for r in good]
@@ -140,12 +140,16 @@ class Stager:
                 for i, r in zip(ids, good, strict=True)
             ]
         )
+        keysets = [(i, k) for i, r in zip(ids, good, strict=True) for k in r.keysets]
+        seal = self.sealer.seal_hex_many
+        kics = seal([k.kic for _, k in keysets], b"kic")
+        kids = seal([k.kid for _, k in keysets], b"kid")
+        kiks = iter(seal([k.kik for _, k in keysets if k.kik], b"kik"))
         piece.keysets = "".join(
             [
-                f"{i}\t{k.kvn}\t{k.algorithm}\t\\\\x{seal(k.kic, b'kic')}\t\\\\x{seal(k.kid, b'kid')}"
-                + (f"\t\\\\x{seal(k.kik, b'kik')}\t0\n" if k.kik else "\t\\N\t0\n")
-                for i, r in zip(ids, good, strict=True)
-                for k in r.keysets
+                f"{i}\t{k.kvn}\t{k.algorithm}\t\\\\x{kic}\t\\\\x{kid}"
+                + (f"\t\\\\x{next(kiks)}\t0\n" if k.kik else "\t\\N\t0\n")
+                for (i, k), kic, kid in zip(keysets, kics, kids, strict=True)
             ]
         )
         return piece

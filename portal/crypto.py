@@ -125,6 +125,16 @@ class Sealer:
         self._offset += 12
         return (self._header + nonce + self._encrypt(nonce, plaintext, purpose)).hex()
 
+    def seal_hex_many(self, plaintexts: list[bytes], purpose: bytes) -> list[str]:
+        """`seal_hex` of each value, in one loop: the nonces from one random read, no
+        method call per value (a third of the cost of sealing a 16-byte key)."""
+        nonces = os.urandom(12 * len(plaintexts))
+        header, encrypt = self._header, self._encrypt
+        return [
+            (header + (nonce := nonces[i : i + 12]) + encrypt(nonce, plaintext, purpose)).hex()
+            for i, plaintext in zip(range(0, len(nonces), 12), plaintexts, strict=True)
+        ]
+
 
 class Fingerprinter:
     """`fingerprint` for many values, with the same digests: HMAC-SHA256 with the key's inner

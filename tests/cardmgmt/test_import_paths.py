@@ -189,6 +189,10 @@ def test_fingerprinter_and_sealer_match_the_plain_functions():
     version, key = crypto.sealing_key()
     sealed = bytes.fromhex(crypto.Sealer(version=version, key=key).seal_hex(b"\x01" * 16, b"kid"))
     assert crypto.unseal(sealed, "kid") == b"\x01" * 16
+    values = [bytes([n]) * 16 for n in range(5)]
+    many = crypto.Sealer().seal_hex_many(values, b"kik")
+    assert len(set(many)) == 5  # a nonce of its own each
+    assert [crypto.unseal(bytes.fromhex(h), "kik") for h in many] == values
 
 
 def test_fast_and_careful_parses_agree():
