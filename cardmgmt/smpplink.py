@@ -215,6 +215,7 @@ class LinkRunner:
             enquire_link_interval=30.0,
         )
         self.submitted = 0
+        self.claim_failures = 0  # in a row; reset by a claim that works
         self.claim_db = DbThread("claim")
         self.record_db = DbThread("record")
         self.inbound = InboundBatcher(link, db=DbThread("inbound"))
@@ -289,18 +290,29 @@ class LinkRunner:
                     await asyncio.wait_for(self.client.wait_bound(), timeout=1.0)
                 except (TimeoutError, SmppError):
                     continue
-            if not bound_since:
-                bound_since = time.monotonic()
-                await self.claim_db.run(
-                    _set_status, self.link.pk, f"bound to {self.link.host}:{self.link.port}"
-                )
             if queue.qsize() > low_water:
                 hungry.clear()
                 await _wait_either(hungry, stop)
                 continue
-            messages = await self.claim_db.run(
-                delivery.claim_sendable_messages, link=self.link, limit=self.batch
-            )
+            try:
+                if not bound_since:
+                    await self.claim_db.run(
+                        _set_status, self.link.pk, f"bound to {self.link.host}:{self.link.port}"
+                    )
+                    bound_since = time.monotonic()
+                messages = await self.claim_db.run(
+                    delivery.claim_sendable_messages, link=self.link, limit=self.batch
+                )
+            except Exception:
+                # A database that restarts or fails over must not end the process (and with
+                # it every other process honcho or systemd runs beside it): claim again later.
+                self.claim_failures += 1
+                delay = min(0.5 * 2 ** min(self.claim_failures - 1, 4), 5.0)
+                log.exception("claiming queued messages failed; retrying in %.1f s", delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
+                continue
+            self.claim_failures = 0
             for message in messages:
                 queue.put_nowait(message)
             if len(messages) < self.batch // 4:

@@ -121,6 +121,9 @@ TEMPLATES = [
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{DATA_DIR / 'portal.sqlite3'}")}
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
+# A kept connection is pinged before a request or task reuses it: after a database restart
+# or failover the first request gets a new connection instead of an error.
+DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the worker and the web process write alongside each other. IMMEDIATE takes
     # the write lock at BEGIN, waiting up to `timeout`: a deferred transaction that read

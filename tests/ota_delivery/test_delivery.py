@@ -207,3 +207,21 @@ def test_worker_killed_with_sigkill_nothing_sent_twice_nothing_lost(ota_lab):
     submitted = ota_lab.smsc.call(lambda: ota_lab.smsc.smsc.stats.submits)
     assert submitted == SmsSegment.objects.count()
     assert InboundMessage.objects.filter(verdict="suspicious").count() == 0
+
+
+def test_link_survives_its_database_connections_being_cut(ota_lab):
+    """A PostgreSQL restart or failover cuts every connection: the link process logs, claims
+    again with a new connection, and the next job still goes out (it used to exit)."""
+    from django.db import connection
+
+    assert run_job(ota_lab.cards[0], "audit").state == OtaJobState.DONE
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        (cut,) = cursor.fetchone()
+    assert cut >= 1  # at least the link's claiming connection was cut
+    job = run_job(ota_lab.cards[1], "audit", timeout=60)
+    assert job.state == OtaJobState.DONE, job.result
+    assert ota_lab.link_process.proc.poll() is None  # still running
