@@ -180,6 +180,9 @@ class CampaignRun(models.Model):
     # Keyset pagination: the last subscriber id planned. Only the chunk holding the run's row
     # lock moves it, in the transaction that writes the chunk's targets.
     cursor = models.BigIntegerField(default=0)
+    # Every range of subscribers is claimed by a chunk (`CampaignChunk`); planning is done
+    # when, besides, every chunk is planned.
+    claiming_done = models.BooleanField(default=False)
     planning_done = models.BooleanField(default=False)
     planned = models.PositiveIntegerField(default=0)
     skipped = models.PositiveIntegerField(default=0)
@@ -229,16 +232,30 @@ class CampaignTarget(models.Model):
 
     A run writes up to a million of these at planning speed: every index costs, so the
     foreign keys to the run and the job have none of their own (the unique (run, subscriber)
-    and `campaigntarget_job` serve them)."""
+    and `campaigntarget_job` serve them).
+
+    Subscriber, card and job are relations without a database constraint: each checked
+    constraint is a look-up per row at commit (three of the seven per target a campaign
+    writes). The rows are written only by the planner (`campaigns.services._plan_rows`), which
+    takes these ids from rows it has just read or written in the same transaction; deleting
+    a subscriber, card or job still cascades or nulls here through Django's `on_delete`."""
 
     run = models.ForeignKey(
         CampaignRun, on_delete=models.CASCADE, related_name="targets", db_index=False
     )
     subscriber = models.ForeignKey(
-        "cardmgmt.Subscriber", on_delete=models.CASCADE, related_name="campaign_targets"
+        "cardmgmt.Subscriber",
+        on_delete=models.CASCADE,
+        related_name="campaign_targets",
+        db_constraint=False,
     )
     card = models.ForeignKey(
-        "cardmgmt.Card", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "cardmgmt.Card",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_constraint=False,
     )
     msisdn = models.CharField("MSISDN", max_length=16)
     job = models.ForeignKey(
@@ -248,6 +265,7 @@ class CampaignTarget(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
         db_index=False,
+        db_constraint=False,
     )
     state = models.CharField(max_length=10, choices=TargetState.choices)
     reason = models.CharField(max_length=300, blank=True)
@@ -265,3 +283,27 @@ class CampaignTarget(models.Model):
 
     def __str__(self) -> str:
         return f"{self.msisdn} in {self.run_id}: {self.state}"
+
+
+class CampaignChunk(models.Model):
+    """A range of subscribers (`after` < id <= `last`) claimed for planning.
+
+    Claiming moves the run's cursor in a short transaction; the chunk is then planned in its
+    own transaction, which marks it planned together with its targets and jobs. Two worker
+    processes thus plan two chunks side by side, and a chunk whose planner died (its
+    transaction rolled back: no counter spent, no row written) is planned again."""
+
+    run = models.ForeignKey(CampaignRun, on_delete=models.CASCADE, related_name="chunks")
+    after = models.BigIntegerField()
+    last = models.BigIntegerField()
+    planned = models.BooleanField(default=False)
+    planned_count = models.PositiveIntegerField(default=0)
+    skipped_count = models.PositiveIntegerField(default=0)
+    claimed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["run", "after"]
+        constraints = [models.UniqueConstraint(fields=["run", "after"], name="campaignchunk_once")]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id}: {self.after}..{self.last}"

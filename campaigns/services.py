@@ -21,7 +21,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import connection, transaction
-from django.db.models import Count, Max, Sum
+from django.db.models import Count, Max, Q, Sum
 from django.utils import timezone
 
 from campaigns.choices import (
@@ -35,7 +35,13 @@ from campaigns.choices import (
     TargetKind,
     TargetState,
 )
-from campaigns.models import Campaign, CampaignListEntry, CampaignRun, CampaignTarget
+from campaigns.models import (
+    Campaign,
+    CampaignChunk,
+    CampaignListEntry,
+    CampaignRun,
+    CampaignTarget,
+)
 from campaigns.targeting import filter_subscribers, parse_target_list, source_subscribers
 from cardmgmt import ota
 from cardmgmt.choices import OtaJobState, OtaMessageState
@@ -512,8 +518,11 @@ def resume_run(*, actor: Actor, run: CampaignRun) -> CampaignRun:
     if run.state != RunState.PAUSED:
         raise ValidationError(f"the run is {run.get_state_display().lower()}, not paused")
     _set_run_state(actor, run, RunState.RUNNING, "resumed")
-    if not run.planning_done:
+    if not run.claiming_done:
         _enqueue_chunk(run.pk, run.cursor)
+    if not run.planning_done:
+        # Chunks claimed before the pause and rolled back by it.
+        replan_stalled_chunks(run, timezone.now(), older=0)
     _enqueue_refresh(run.pk, REFRESH_SECONDS)
     return run
 
@@ -643,15 +652,25 @@ def _backlog(priority: int) -> int:
     ].count()
 
 
+class _RunStopped(Exception):
+    """The run was paused or cancelled while a chunk was being planned: roll the chunk back."""
+
+
 def plan_next_chunk(
     *, run_id: int, cursor: int, now: datetime.datetime | None = None
 ) -> ChunkOutcome:
-    """Plan the next chunk of a run if `cursor` is still its cursor (else the call is a stale
-    duplicate: a redelivered or restarted task) and re-queue the next one."""
+    """Claim the chunk of subscribers after `cursor`, hand the next cursor on to another task
+    at once, then plan the claimed chunk (docs/campaigns.md, "Parallel planning").
+
+    A call whose `cursor` is no longer the run's is a redelivered or restarted task: it plans
+    the chunk it had claimed if that chunk is still unplanned (its planner died), else does
+    nothing ("stale")."""
     now = now or timezone.now()
     with transaction.atomic():
+        # FOR NO KEY UPDATE: does not wait for the key-share lock a planning chunk takes at
+        # its commit, so claiming goes on while the other process plans.
         run = (
-            CampaignRun.objects.select_for_update(of=("self",))
+            CampaignRun.objects.select_for_update(of=("self",), no_key=True)
             .select_related("campaign__applet_version")
             .filter(pk=run_id)
             .first()
@@ -659,69 +678,194 @@ def plan_next_chunk(
         if run is None or run.state != RunState.RUNNING or run.planning_done:
             return ChunkOutcome("stopped")
         if run.cursor != cursor:
-            return ChunkOutcome("stale")
-        campaign = run.campaign
-        is_open, wait = window_open(campaign, now)
-        if not is_open:
-            run.waiting = f"outside the maintenance window (opens in {int(wait)} s)"
-            run.last_chunk_at = now
-            run.save(update_fields=["waiting", "last_chunk_at"])
-            countdown = min(max(wait, 1.0), 30.0)
-            _enqueue_chunk(run.pk, run.cursor, countdown)
-            return ChunkOutcome("waiting", countdown=countdown)
-        size = campaign.chunk_size
-        if campaign.rate_limit:
-            size = max(1, min(size, campaign.rate_limit * 2))
-        backlog = _backlog(campaign.priority) if MAX_BACKLOG else 0
-        if MAX_BACKLOG and backlog >= MAX_BACKLOG:
-            run.waiting = f"{backlog} packets waiting for the SMSC"
-            run.last_chunk_at = now
-            run.save(update_fields=["waiting", "last_chunk_at"])
-            _enqueue_chunk(run.pk, run.cursor, 0.5)
-            return ChunkOutcome("waiting", countdown=0.5)
-        rows = list(
-            source_subscribers(campaign, run)
-            .filter(pk__gt=run.cursor)
-            .order_by("pk")
-            .values_list("pk", "card_id", "msisdn", "card__profile_id")[:size]
-        )
-        if not rows:
-            run.planning_done = True
-            run.waiting = ""
-            run.save(update_fields=["planning_done", "waiting"])
-            _enqueue_refresh(run.pk)
-            return ChunkOutcome("done")
-        outcome = _plan_rows(run, campaign, rows, now)
-        run.cursor = rows[-1][0]
-        run.planned += outcome.planned
-        run.skipped += outcome.skipped
+            claimed = (
+                CampaignChunk.objects.filter(run=run, after=cursor, planned=False)
+                .values_list("pk", flat=True)
+                .first()
+            )
+            if claimed is None:
+                return ChunkOutcome("stale")
+            chunk_id, rows, claim = claimed, None, None
+        else:
+            claim = _claim_chunk(run, now)
+            if isinstance(claim, ChunkOutcome):
+                if claim.status != "done":
+                    return claim
+            else:
+                chunk_id, rows = claim
+    if isinstance(claim, ChunkOutcome):  # every range claimed: done once all are planned
+        _sum_chunks(run.pk)
+        return claim
+    outcome = plan_chunk(chunk_id=chunk_id, now=now, rows=rows)
+    if outcome.status == "planned" and run.campaign.rate_limit:
+        outcome.countdown = (outcome.planned + outcome.skipped) / run.campaign.rate_limit
+    return outcome
+
+
+def _claim_chunk(
+    run: CampaignRun, now: datetime.datetime
+) -> ChunkOutcome | tuple[int, list[tuple]]:
+    """Under the run's lock: the next range of subscribers as a chunk row, the cursor moved
+    past it and the next claim queued (on commit). Returns the chunk and its rows."""
+    campaign = run.campaign
+    is_open, wait = window_open(campaign, now)
+    if not is_open:
+        run.waiting = f"outside the maintenance window (opens in {int(wait)} s)"
         run.last_chunk_at = now
-        run.waiting = ""
-        if len(rows) < size:
-            run.planning_done = True
-        run.save(
-            update_fields=[
-                "cursor",
-                "planned",
-                "skipped",
-                "last_chunk_at",
-                "waiting",
-                "planning_done",
-            ]
+        run.save(update_fields=["waiting", "last_chunk_at"])
+        countdown = min(max(wait, 1.0), 30.0)
+        _enqueue_chunk(run.pk, run.cursor, countdown)
+        return ChunkOutcome("waiting", countdown=countdown)
+    size = campaign.chunk_size
+    if campaign.rate_limit:
+        size = max(1, min(size, campaign.rate_limit * 2))
+    backlog = _backlog(campaign.priority) if MAX_BACKLOG else 0
+    if MAX_BACKLOG and backlog >= MAX_BACKLOG:
+        run.waiting = f"{backlog} packets waiting for the SMSC"
+        run.last_chunk_at = now
+        run.save(update_fields=["waiting", "last_chunk_at"])
+        _enqueue_chunk(run.pk, run.cursor, 0.5)
+        return ChunkOutcome("waiting", countdown=0.5)
+    rows = list(
+        source_subscribers(campaign, run)
+        .filter(pk__gt=run.cursor)
+        .order_by("pk")
+        .values_list("pk", "card_id", "msisdn", "card__profile_id")[:size]
+    )
+    run.last_chunk_at = now
+    run.waiting = ""
+    if not rows:
+        run.claiming_done = True
+        run.save(update_fields=["claiming_done", "last_chunk_at", "waiting"])
+        return ChunkOutcome("done")
+    chunk = CampaignChunk.objects.create(
+        run=run, after=run.cursor, last=rows[-1][0], claimed_at=now
+    )
+    run.cursor = chunk.last
+    run.claiming_done = len(rows) < size
+    run.save(update_fields=["cursor", "claiming_done", "last_chunk_at", "waiting"])
+    if not run.claiming_done:
+        countdown = len(rows) / campaign.rate_limit if campaign.rate_limit else 0
+        _enqueue_chunk(run.pk, run.cursor, countdown)
+    return chunk.pk, rows
+
+
+def plan_chunk(
+    *, chunk_id: int, now: datetime.datetime | None = None, rows: list[tuple] | None = None
+) -> ChunkOutcome:
+    """Plan a claimed chunk in one transaction: its targets, jobs, packets and counters, and
+    the chunk marked planned, commit together; a chunk already planned, or being planned by
+    another process, is left alone ("stale"). `rows`: the chunk's subscribers as the claim
+    read them (else read again by the chunk's id range)."""
+    now = now or timezone.now()
+    try:
+        with transaction.atomic():
+            chunk = (
+                CampaignChunk.objects.select_for_update(skip_locked=True)
+                .filter(pk=chunk_id, planned=False)
+                .first()
+            )
+            if chunk is None:
+                return ChunkOutcome("stale")
+            run = CampaignRun.objects.select_related("campaign__applet_version").get(
+                pk=chunk.run_id
+            )
+            if run.state != RunState.RUNNING:
+                return ChunkOutcome("stopped")  # planned on resume
+            campaign = run.campaign
+            if rows is None:
+                rows = list(
+                    source_subscribers(campaign, run)
+                    .filter(pk__gt=chunk.after, pk__lte=chunk.last)
+                    .order_by("pk")
+                    .values_list("pk", "card_id", "msisdn", "card__profile_id")
+                )
+            outcome = _plan_rows(run, campaign, rows, now)
+            chunk.planned = True
+            chunk.planned_count, chunk.skipped_count = outcome.planned, outcome.skipped
+            chunk.save(update_fields=["planned", "planned_count", "skipped_count"])
+            record_change(
+                actor=TASK_ACTOR,
+                action=AuditAction.OPERATE,
+                instance=run,
+                message=f"chunk after subscriber {chunk.after}: {outcome.planned} OTA job(s) "
+                f"({campaign.get_action_display()}), {outcome.skipped} skipped, "
+                f"subscribers {chunk.after + 1}..{chunk.last}",
+            )
+            _commit_unless_stopped(run.pk)
+    except _RunStopped:
+        return ChunkOutcome("stopped")
+    _sum_chunks(run.pk)
+    return outcome
+
+
+def _commit_unless_stopped(run_id: int) -> None:
+    """The last step of a chunk's transaction: the deferred foreign key checks run now, then
+    the run's state is read under a key-share lock held only for the commit. A pause or a
+    cancel (FOR UPDATE on the run) that committed first rolls the chunk back; one that comes
+    later waits for this commit and then sees the chunk's targets."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            cursor.execute(
+                "SELECT state FROM campaigns_campaignrun WHERE id = %s FOR KEY SHARE", [run_id]
+            )
+        else:
+            cursor.execute("SELECT state FROM campaigns_campaignrun WHERE id = %s", [run_id])
+        row = cursor.fetchone()
+    if row is None or row[0] != RunState.RUNNING:
+        raise _RunStopped
+
+
+def _sum_chunks(run_id: int) -> None:
+    """The run's planned and skipped counts from its chunks, and planning done once every
+    range is claimed and every chunk planned. Recomputed, not incremented: a repeat (or a
+    chunk whose planner died before getting here) is harmless."""
+    with transaction.atomic():
+        run = CampaignRun.objects.select_for_update(no_key=True).filter(pk=run_id).first()
+        if run is not None:
+            _sum_chunks_locked(run)
+
+
+def _sum_chunks_locked(run: CampaignRun) -> None:
+    if run.planning_done:
+        return
+    # A statement after the run's lock: it sees every chunk committed before the lock was
+    # granted (a sum taken before it could overwrite a later one).
+    sums = CampaignChunk.objects.filter(run=run).aggregate(
+        planned_sum=Sum("planned_count"),
+        skipped_sum=Sum("skipped_count"),
+        unplanned=Count("id", filter=Q(planned=False)),
+    )
+    run.planned = sums["planned_sum"] or 0
+    run.skipped = sums["skipped_sum"] or 0
+    done = run.claiming_done and not sums["unplanned"]
+    fields = ["planned", "skipped"]
+    if done and not run.planning_done:
+        run.planning_done = True
+        fields.append("planning_done")
+        _enqueue_refresh(run.pk)
+    run.save(update_fields=fields)
+
+
+def replan_stalled_chunks(run: CampaignRun, now: datetime.datetime, *, older: float) -> int:
+    """Queue the planning of the run's unplanned chunks claimed more than `older` seconds ago
+    (their planner died, or the run was paused meanwhile)."""
+    from campaigns.tasks import plan_claimed_chunk_task
+
+    limit = now - datetime.timedelta(seconds=older)
+    stalled = list(
+        CampaignChunk.objects.filter(run=run, planned=False, claimed_at__lte=limit).values_list(
+            "pk", flat=True
         )
-        record_change(
-            actor=TASK_ACTOR,
-            action=AuditAction.OPERATE,
-            instance=run,
-            message=f"chunk after subscriber {cursor}: {outcome.planned} OTA job(s) "
-            f"({campaign.get_action_display()}), {outcome.skipped} skipped, "
-            f"subscribers {rows[0][0]}..{rows[-1][0]}",
-        )
-        if campaign.rate_limit:
-            outcome.countdown = len(rows) / campaign.rate_limit
-        if not run.planning_done:
-            _enqueue_chunk(run.pk, run.cursor, outcome.countdown)
-        return outcome
+    )
+    if stalled:
+        CampaignChunk.objects.filter(pk__in=stalled).update(claimed_at=now)
+        for chunk_id in stalled:
+            transaction.on_commit(
+                lambda chunk_id=chunk_id: plan_claimed_chunk_task.apply_async((chunk_id,))
+            )
+    return len(stalled)
 
 
 def _plan_rows(
@@ -931,6 +1075,8 @@ def refresh_run(*, run_id: int, now: datetime.datetime | None = None) -> Campaig
         ):
             return run  # a duplicate chain: let the other one carry on
         run.refreshed_at = now
+        # Heals a planner that died between its chunk's commit and its sum.
+        _sum_chunks_locked(run)
         if run.state in (RunState.RUNNING, RunState.PAUSED):
             # A confirmed push records the card's record version in OTA delivery itself.
             _fold_outcomes(run, now)
@@ -947,8 +1093,11 @@ def refresh_run(*, run_id: int, now: datetime.datetime | None = None) -> Campaig
                     f"{run.counters.get('failed', 0)} failed, "
                     f"{run.counters.get('skipped', 0)} skipped",
                 )
-            elif (
-                not run.planning_done
+            elif not run.planning_done:
+                replan_stalled_chunks(run, now, older=STALL_SECONDS)
+            if (
+                run.state == RunState.RUNNING
+                and not run.claiming_done
                 and (
                     run.last_chunk_at is None
                     or (now - run.last_chunk_at).total_seconds() > STALL_SECONDS

@@ -1,6 +1,7 @@
 """Campaign tasks: thin, each loads a run by id and calls a service. Late acknowledgement:
 a task lost with its worker is delivered again, and the services make a repeat harmless
-(the chunk's cursor check, the unique target per run)."""
+(the chunk's cursor check, the chunk planned once under its row lock, the unique target per
+run)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,12 @@ from portal.context import request_id_scope
 def plan_chunk_task(self, run_id: int, cursor: int) -> str:  # type: ignore[no-untyped-def]
     with request_id_scope(self.request.id):
         return services.plan_next_chunk(run_id=run_id, cursor=cursor).status
+
+
+@shared_task(bind=True, name="campaigns.plan_claimed_chunk", acks_late=True)
+def plan_claimed_chunk_task(self, chunk_id: int) -> str:  # type: ignore[no-untyped-def]
+    with request_id_scope(self.request.id):
+        return services.plan_chunk(chunk_id=chunk_id).status
 
 
 @shared_task(bind=True, name="campaigns.refresh_run", acks_late=True)
