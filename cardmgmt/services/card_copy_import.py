@@ -64,7 +64,7 @@ ProgressFn = Callable[[int], None]
 
 @dataclass(slots=True)
 class _Row:
-    """A staged row taken back out of its piece's COPY text, to sort out a batch that broke
+    """A staged row taken back out of its piece's COPY text, to sort out a piece that broke
     a unique index."""
 
     line: int
@@ -356,7 +356,6 @@ def import_cards(
     rows_per_piece = max(PIECE_ROWS, math.ceil((job.total_rows or 1) / MAX_SAVEPOINTS))
     started = time.monotonic()
     connection.ensure_connection()
-    sequence = "public.cardmgmt_card_id_seq"
     with transaction.atomic():
         raw = connection.connection
         with raw.cursor() as cursor:
@@ -372,7 +371,7 @@ def import_cards(
             sequence = cursor.execute(
                 "SELECT pg_get_serial_sequence('cardmgmt_card', 'id')"
             ).fetchone()[0]
-            restore = _skip_row_triggers(cursor) or _check_foreign_keys_per_batch(cursor)
+            restore = _skip_row_triggers(cursor) or _check_foreign_keys_per_piece(cursor)
         conninfo = _conninfo()
         ids = IdSource(conninfo, sequence)
         workers: _Workers | None = None
@@ -489,7 +488,7 @@ def _skip_row_triggers(cursor: psycopg.Cursor) -> Callable[[Any], None] | None:
 
     They cost two thirds of PostgreSQL's time in a card import and check nothing this import
     has not made sure of: every card's profile is locked above, as the trigger would lock it,
-    and every key set's card is written by the same COPY batch. Only where these tables have
+    and every key set's card is written by the same COPY piece. Only where these tables have
     no triggers of their own (those would be skipped too)."""
     cursor.execute(
         "SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal"
@@ -511,10 +510,10 @@ def _skip_row_triggers(cursor: psycopg.Cursor) -> Callable[[Any], None] | None:
     )
 
 
-def _check_foreign_keys_per_batch(cursor: psycopg.Cursor) -> Callable[[Any], None]:
+def _check_foreign_keys_per_piece(cursor: psycopg.Cursor) -> Callable[[Any], None]:
     """Make the foreign keys of the card and key set tables (deferred to the commit by
     Django) checked at the end of each COPY instead, so the checks run while the next
-    batch is read. Returns what puts them back."""
+    piece is staged. Returns what puts them back."""
     cursor.execute(
         "SELECT quote_ident(conname) FROM pg_constraint WHERE contype = 'f' AND condeferred"
         " AND conrelid IN ('cardmgmt_card'::regclass, 'cardmgmt_keyset'::regclass)"
