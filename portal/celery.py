@@ -14,7 +14,11 @@ app.autodiscover_tasks()
 @signals.task_prerun.connect
 def _drop_unusable_connections(**_kwargs: object) -> None:
     """Workers keep their database connection across tasks (CELERY_DB_REUSE_MAX): drop one
-    that broke or outlived CONN_MAX_AGE before the next task, as Django does per request."""
-    from django.db import close_old_connections
+    that broke or outlived CONN_MAX_AGE before the next task, as Django does per request.
+    Not inside a transaction (a task applied by a caller that holds one, as tests do): that
+    connection is the caller's, and closing it would end the caller's transaction."""
+    from django.db import close_old_connections, connection
 
+    if connection.in_atomic_block:
+        return
     close_old_connections()
