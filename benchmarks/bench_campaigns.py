@@ -4,14 +4,19 @@ Runs against its own database (`<name>_campaigns_bench`), created and dropped he
 sets (sealed) and subscribers are generated with COPY. The campaign's action is the
 single-packet sync trigger. Measured:
 
-1. planning: `plan_next_chunk` called in a loop in this process, exactly the code the
-   `campaigns.plan_chunk` task runs (keyset pagination, one counter UPDATE per chunk, keys
+1. planning: a real Celery worker (`celery -A portal worker --concurrency 2`, the deployment
+   on a 2-core box) runs the campaign's tasks from `start_run` until the run's planning is
+   done: chunks claimed and handed on, planned side by side by the two worker processes (keys
    unsealed and packets secured, OtaJob/OtaMessage/CampaignTarget rows COPYed, one audit entry
-   per chunk): secured packets built and persisted per second, and this process's peak RSS;
+   per chunk), the run's refresh every 2 s beside them. Secured packets built and persisted
+   per second, and the peak RSS of the worker processes. `BENCH_WORKERS=0`: `plan_next_chunk`
+   called in a loop in this process instead (one process; `BENCH_PROFILE=1` profiles it);
 2. the SMPP link (`LinkRunner`) draining the queued packets into the SMSC simulator's sink
    router, which accepts everything, for `BENCH_LINK_SECONDS`: submits per second.
 
-`BENCH_TARGETS` changes the size (default 1,000,000); `BENCH_CHUNK` the chunk (5000).
+`BENCH_TARGETS` changes the size (default 1,000,000); `BENCH_CHUNK` the chunk (5000);
+`BENCH_WORKERS` the worker's concurrency (2). The worker consumes a queue of its own on the
+broker of CELERY_BROKER_URL (`campaigns_bench`, emptied first).
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ from psycopg import sql  # noqa: E402
 TARGETS = int(os.environ.get("BENCH_TARGETS", "1000000"))
 CHUNK = int(os.environ.get("BENCH_CHUNK", "5000"))
 LINK_SECONDS = float(os.environ.get("BENCH_LINK_SECONDS", "20"))
+WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
+QUEUE = "campaigns_bench"
 RATE_TARGET = 10_000.0
 RSS_LIMIT_MB = 300.0
 
@@ -61,6 +68,7 @@ os.environ["PORTAL_DATA_DIR"] = str(ROOT / "data" / "bench")
 _settings_dir = Path(tempfile.mkdtemp(prefix="bench-campaigns-"))
 (_settings_dir / "bench_campaigns_settings.py").write_text(
     "from portal.settings import *  # noqa: F403\nCAMPAIGNS_MAX_BACKLOG = 0\n"
+    f"CELERY_TASK_ROUTES = {{'campaigns.*': {{'queue': {QUEUE!r}}}}}\n"
 )
 sys.path.insert(0, str(_settings_dir))
 os.environ["DJANGO_SETTINGS_MODULE"] = "bench_campaigns_settings"
@@ -140,6 +148,64 @@ def plan_all(run: CampaignRun) -> tuple[float, float]:
     return time.perf_counter() - started, peak
 
 
+def worker_rss_mb(main_pid: int) -> float:
+    """Peak RSS (VmHWM) of the worker's pool processes and of its main process."""
+    peak = 0.0
+    pids = {main_pid}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == main_pid:
+            pids.add(int(stat.parent.name))
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak = max(peak, int(line.split()[1]) / 1024)
+        except OSError:
+            continue
+    return peak
+
+
+def plan_with_worker(campaign):  # type: ignore[no-untyped-def]
+    """start_run, then a real worker plans the run: (seconds from start_run until planning is
+    done, the worker's peak RSS, the run, seconds of start_run itself)."""
+    import subprocess
+
+    from portal.celery import app
+
+    with app.connection_for_write() as conn:
+        conn.default_channel.queue_purge(QUEUE)
+    log = ROOT / "data" / "bench" / "campaigns-worker.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, PYTHONPATH=f"{_settings_dir}:{ROOT}")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "portal", "worker", "-Q", QUEUE,
+         "--concurrency", str(WORKERS), "--without-gossip", "--without-mingle",
+         "--loglevel", "WARNING", "-n", f"bench-{os.getpid()}@%h"],
+        cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        time.sleep(3)  # the pool's processes up before the clock starts
+        started = time.perf_counter()
+        run = campaigns.start_run(actor=ACTOR, campaign=campaign)
+        start_s = time.perf_counter() - started
+        peak = 0.0
+        while not CampaignRun.objects.filter(pk=run.pk, planning_done=True).exists():
+            if proc.poll() is not None:
+                sys.exit(f"the worker exited: see {log}")
+            time.sleep(0.1)
+            peak = max(peak, worker_rss_mb(proc.pid))
+        seconds = time.perf_counter() - started
+        return seconds, max(peak, worker_rss_mb(proc.pid)), run, start_s
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait(60)
+
+
 def drain(seconds: float) -> tuple[int, float]:
     """The real link process (`manage.py run_smpp_link`) submitting into the SMSC simulator's
     sink router (a thread here): how many packets it takes off the queue per second."""
@@ -194,20 +260,25 @@ def main() -> None:
     campaign = campaigns.create_campaign(
         actor=ACTOR, name="bench", action="trigger_sync", chunk_size=min(CHUNK, 10000)
     )
-    t0 = time.perf_counter()
-    run = campaigns.start_run(actor=ACTOR, campaign=campaign)
-    start_s = time.perf_counter() - t0
-    if os.environ.get("BENCH_PROFILE"):
-        import cProfile
-        import pstats
-
-        profiler = cProfile.Profile()
-        profiler.enable()
-        seconds, peak = plan_all(run)
-        profiler.disable()
-        pstats.Stats(profiler).sort_stats("tottime").print_stats(22)
+    if WORKERS:
+        seconds, peak, run, start_s = plan_with_worker(campaign)
+        how = f"a worker of {WORKERS} processes (--concurrency {WORKERS})"
     else:
-        seconds, peak = plan_all(run)
+        how = "one process, in-process loop"
+        t0 = time.perf_counter()
+        run = campaigns.start_run(actor=ACTOR, campaign=campaign)
+        start_s = time.perf_counter() - t0
+        if os.environ.get("BENCH_PROFILE"):
+            import cProfile
+            import pstats
+
+            profiler = cProfile.Profile()
+            profiler.enable()
+            seconds, peak = plan_all(run)
+            profiler.disable()
+            pstats.Stats(profiler).sort_stats("tottime").print_stats(22)
+        else:
+            seconds, peak = plan_all(run)
     load = Path("/proc/loadavg").read_text().split()[:3]
     run = CampaignRun.objects.get(pk=run.pk)
     persisted = OtaMessage.objects.filter(state="queued").count()
@@ -216,14 +287,15 @@ def main() -> None:
     assert persisted == TARGETS
     rate = TARGETS / seconds
     print(
-        f"planned {TARGETS:,} targets in {seconds:.1f} s ({rate:,.0f}/s), chunks of {CHUNK}; "
-        f"start_run (count) {start_s:.2f} s; peak RSS {peak:.0f} MB; "
+        f"planned {TARGETS:,} targets in {seconds:.1f} s ({rate:,.0f}/s), chunks of {CHUNK}, "
+        f"by {how}; start_run (count) {start_s:.2f} s; peak RSS {peak:.0f} MB; "
         f"load average after planning {' '.join(load)} (2 cores, shared)"
     )
     submitted, link_s = drain(LINK_SECONDS) if LINK_SECONDS > 0 else (0, 1.0)
     figures = [
         Figure(
-            f"campaign planning, {TARGETS:,} targets (trigger, 1 packet)",
+            f"campaign planning, {TARGETS:,} targets (trigger, 1 packet, "
+            f"{WORKERS or 1} process{'es' if WORKERS > 1 else ''})",
             rate,
             "packets/s",
             RATE_TARGET,

@@ -195,6 +195,9 @@ class CampaignRun(models.Model):
     finished = models.DateTimeField(null=True, blank=True)
     last_chunk_at = models.DateTimeField(null=True, blank=True)
     refreshed_at = models.DateTimeField(null=True, blank=True)
+    # Seconds to the next refresh: longer when the last refresh was costly (a million open
+    # targets), so refreshing takes a bounded share of a worker whatever the run's size.
+    refresh_seconds = models.FloatField(default=2.0)
     waiting = models.CharField(max_length=200, blank=True, help_text="Why planning waits")
     notified_at = models.DateTimeField(null=True, blank=True)
 

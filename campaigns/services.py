@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime
 import json
 import logging
+import time
 import zoneinfo
 from dataclasses import dataclass
 from typing import Any
@@ -61,6 +62,11 @@ MAX_BACKLOG = getattr(settings, "CAMPAIGNS_MAX_BACKLOG", 5000)
 REFRESH_SECONDS = getattr(settings, "CAMPAIGNS_REFRESH_SECONDS", 2.0)
 # A planning chain silent this long while its run is running is restarted by refresh_run.
 STALL_SECONDS = getattr(settings, "CAMPAIGNS_STALL_SECONDS", 15.0)
+# A refresh waits at least this many times its own duration before the next one (at most
+# MAX_REFRESH_SECONDS): at a million open targets a refresh takes seconds of database time.
+REFRESH_COST_FACTOR = 10.0
+MAX_REFRESH_SECONDS = 60.0
+REFRESH_LOCK_SPACE = 0x43414D50  # advisory lock namespace of campaign refreshes ("CAMP")
 MAX_SAMPLES = 300
 SAMPLE_SIZE = 20
 
@@ -760,9 +766,12 @@ def plan_chunk(
     now = now or timezone.now()
     try:
         with transaction.atomic():
+            # The chunk's row only: its default ordering (by run) would join the run's row
+            # and lock it FOR UPDATE for the whole chunk, stopping the other process's claim.
             chunk = (
-                CampaignChunk.objects.select_for_update(skip_locked=True)
+                CampaignChunk.objects.select_for_update(skip_locked=True, of=("self",))
                 .filter(pk=chunk_id, planned=False)
+                .order_by()
                 .first()
             )
             if chunk is None:
@@ -1037,35 +1046,45 @@ def revive_runs(*, now: datetime.datetime | None = None) -> int:
     back only after its visibility timeout). `refresh_run` restarts a stalled planning chain."""
     now = now or timezone.now()
     revived = 0
-    limit = now - datetime.timedelta(seconds=max(3 * REFRESH_SECONDS, 5))
-    for run_id in CampaignRun.objects.filter(state__in=ACTIVE_RUN_STATES).values_list(
-        "pk", "refreshed_at"
+    for pk, refreshed, every in CampaignRun.objects.filter(state__in=ACTIVE_RUN_STATES).values_list(
+        "pk", "refreshed_at", "refresh_seconds"
     ):
-        pk, refreshed = run_id
+        limit = now - datetime.timedelta(seconds=max(3 * max(every, REFRESH_SECONDS), 5))
         if refreshed is None or refreshed < limit:
             refresh_run(run_id=pk, now=now)
             revived += 1
     return revived
 
 
+def _refresh_lock(run_id: int) -> bool:
+    """One refresh of a run at a time, without the run's row lock (taken only at the end):
+    a transaction-level advisory lock on PostgreSQL, tried, not waited for."""
+    if connection.vendor != "postgresql":
+        return True
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", [REFRESH_LOCK_SPACE, run_id])
+        return bool(cursor.fetchone()[0])
+
+
 def refresh_run(*, run_id: int, now: datetime.datetime | None = None) -> CampaignRun | None:
     """Fold outcomes, update counters and samples, restart a stalled planning chain, finish
     the run when every target is final, notify. Re-queues itself while the run is active;
-    a second chain (after `revive_runs`) dies at its next turn, as refreshes come too close."""
+    a second chain (after `revive_runs`) dies at its next turn, as refreshes come too close.
+
+    The folds and counts (seconds at a million targets) run without the run's row lock: a
+    chunk being claimed or committed (its foreign key check takes a key-share lock on the run)
+    would wait for them. The row is locked at the end, to save and to change the state."""
     now = now or timezone.now()
+    clock = time.monotonic()
     with transaction.atomic():
-        run = (
-            CampaignRun.objects.select_for_update(skip_locked=True)
-            .select_related("campaign")
-            .filter(pk=run_id)
-            .first()
-        )
+        locked = _refresh_lock(run_id)
+        run = CampaignRun.objects.select_related("campaign").filter(pk=run_id).first()
         if run is None:
-            run = CampaignRun.objects.filter(pk=run_id).first()
-            if run is not None and run.is_active:
-                # Locked by a chunk, an operator or another refresh: come back shortly rather
-                # than hold a worker process that PoRs are waiting for. Soon enough to die as
-                # a duplicate if the holder was a refresh.
+            return None
+        if not locked:
+            if run.is_active:
+                # Another refresh holds it: come back shortly rather than wait. Soon enough
+                # to die as a duplicate.
                 _enqueue_refresh(run.pk, REFRESH_SECONDS / 4)
             return run
         if (
@@ -1074,17 +1093,23 @@ def refresh_run(*, run_id: int, now: datetime.datetime | None = None) -> Campaig
             and 0 <= (now - run.refreshed_at).total_seconds() < REFRESH_SECONDS / 2
         ):
             return run  # a duplicate chain: let the other one carry on
-        run.refreshed_at = now
-        # Heals a planner that died between its chunk's commit and its sum.
-        _sum_chunks_locked(run)
+        # Read before counting: if planning was done then, every target is in the count.
+        planning_was_done = run.planning_done
         if run.state in (RunState.RUNNING, RunState.PAUSED):
             # A confirmed push records the card's record version in OTA delivery itself.
             _fold_outcomes(run, now)
         _refresh_counters(run, now)
+        counted = run
+        run = CampaignRun.objects.select_for_update().select_related("campaign").get(pk=run_id)
+        run.counters, run.failure_reasons = counted.counters, counted.failure_reasons
+        run.samples = counted.samples
+        run.refreshed_at = now
+        # Heals a planner that died between its chunk's commit and its sum.
+        _sum_chunks_locked(run)
         run.save(update_fields=["counters", "failure_reasons", "samples", "refreshed_at"])
         if run.state == RunState.RUNNING:
             open_left = sum(run.counters.get(s, 0) for s in OPEN_TARGET_STATES)
-            if run.planning_done and not open_left:
+            if planning_was_done and not open_left:
                 _set_run_state(
                     TASK_ACTOR,
                     run,
@@ -1112,7 +1137,14 @@ def refresh_run(*, run_id: int, now: datetime.datetime | None = None) -> Campaig
                 run.save(update_fields=["last_chunk_at"])
                 _enqueue_chunk(run.pk, run.cursor)
         if run.is_active:
-            _enqueue_refresh(run.pk, REFRESH_SECONDS)
+            every = min(
+                max(REFRESH_SECONDS, REFRESH_COST_FACTOR * (time.monotonic() - clock)),
+                MAX_REFRESH_SECONDS,
+            )
+            if every != run.refresh_seconds:
+                run.refresh_seconds = every
+                run.save(update_fields=["refresh_seconds"])
+            _enqueue_refresh(run.pk, every)
         elif run.notified_at is None:
             run.notified_at = now
             run.save(update_fields=["notified_at"])
