@@ -237,14 +237,20 @@ class CampaignTarget(models.Model):
     foreign keys to the run and the job have none of their own (the unique (run, subscriber)
     and `campaigntarget_job` serve them).
 
-    Subscriber, card and job are relations without a database constraint: each checked
-    constraint is a look-up per row at commit (three of the seven per target a campaign
+    Run, subscriber, card and job are relations without a database constraint: each checked
+    constraint is a look-up per row at commit (four of the seven per target a campaign
     writes). The rows are written only by the planner (`campaigns.services._plan_rows`), which
-    takes these ids from rows it has just read or written in the same transaction; deleting
-    a subscriber, card or job still cascades or nulls here through Django's `on_delete`."""
+    takes these ids from rows it has just read (the run, held `FOR KEY SHARE` at the chunk's
+    commit as the constraint would; the subscribers and their cards) or written (the jobs) in
+    the same transaction; deleting a run, subscriber, card or job still cascades or nulls here
+    through Django's `on_delete`."""
 
     run = models.ForeignKey(
-        CampaignRun, on_delete=models.CASCADE, related_name="targets", db_index=False
+        CampaignRun,
+        on_delete=models.CASCADE,
+        related_name="targets",
+        db_index=False,
+        db_constraint=False,
     )
     subscriber = models.ForeignKey(
         "cardmgmt.Subscriber",

@@ -12,7 +12,7 @@ from django.urls import reverse
 from django_celery_beat.models import PeriodicTask
 
 from campaigns import services
-from campaigns.models import Campaign, CampaignRun, CampaignTarget
+from campaigns.models import Campaign, CampaignChunk, CampaignRun, CampaignTarget
 from campaigns.targeting import filter_subscribers, parse_target_list
 from cardmgmt import services as inventory
 from cardmgmt.models import KeySet, OtaJob, OtaMessage, Segment, Subscriber
@@ -238,6 +238,59 @@ def test_chunks_plan_each_target_once_and_ignore_stale_duplicates(fleet):
     assert set(messages.values_list("priority", flat=True)) == {7}
     assert set(KeySet.objects.values_list("counter", flat=True)) == {1}
     assert all(len(m.user_data) == 1 and m.counter == 1 for m in messages)
+
+
+def test_a_chunk_whose_planner_died_is_planned_once_by_the_redelivered_task(fleet, monkeypatch):
+    c = campaign()
+    run = services.start_run(actor=ACTOR, campaign=c)
+    real_plan_rows = services._plan_rows
+
+    def dies(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise RuntimeError("worker lost")
+
+    monkeypatch.setattr(services, "_plan_rows", dies)
+    with pytest.raises(RuntimeError):
+        services.plan_next_chunk(run_id=run.pk, cursor=0)
+    monkeypatch.setattr(services, "_plan_rows", real_plan_rows)
+    # The claim committed (the cursor moved on), the chunk's planning rolled back: nothing
+    # written, no counter spent.
+    run = CampaignRun.objects.get(pk=run.pk)
+    chunk = CampaignChunk.objects.get(run=run)
+    assert (run.cursor, chunk.after, chunk.planned) == (chunk.last, 0, False)
+    assert not CampaignTarget.objects.exists() and not OtaJob.objects.exists()
+    assert set(KeySet.objects.values_list("counter", flat=True)) == {0}
+    # The redelivered task (old cursor) plans that chunk; a second delivery finds it planned.
+    again = services.plan_next_chunk(run_id=run.pk, cursor=0)
+    assert (again.status, again.planned) == ("planned", 10)
+    assert services.plan_next_chunk(run_id=run.pk, cursor=0).status == "stale"
+    assert services.plan_chunk(chunk_id=chunk.pk).status == "stale"
+    assert CampaignRun.objects.get(pk=run.pk).planned == 10
+    assert CampaignTarget.objects.filter(run=run).count() == 10
+    assert sorted(KeySet.objects.values_list("counter", flat=True)) == [0] * 20 + [1] * 10
+
+
+def test_a_chunk_claimed_before_a_pause_is_planned_after_the_resume(fleet, monkeypatch):
+    c = campaign()
+    run = services.start_run(actor=ACTOR, campaign=c)
+    monkeypatch.setattr(services, "plan_chunk", lambda **kwargs: services.ChunkOutcome("lost"))
+    services.plan_next_chunk(run_id=run.pk, cursor=0)  # claimed; its planner never came
+    monkeypatch.undo()
+    chunk = CampaignChunk.objects.get(run=run)
+    services.pause_run(actor=ACTOR, run=run)
+    assert services.plan_chunk(chunk_id=chunk.pk).status == "stopped"
+    assert not CampaignTarget.objects.exists()
+    services.resume_run(actor=ACTOR, run=run)
+    outcome = services.plan_chunk(chunk_id=chunk.pk)
+    assert (outcome.status, outcome.planned) == ("planned", 10)
+    run = CampaignRun.objects.get(pk=run.pk)
+    assert (run.planned, run.planning_done) == (10, False)
+    # The rest of the run: planning is done once every range is claimed and planned.
+    cursor = run.cursor
+    while (outcome := services.plan_next_chunk(run_id=run.pk, cursor=cursor)).status == "planned":
+        cursor = CampaignRun.objects.get(pk=run.pk).cursor
+    run = CampaignRun.objects.get(pk=run.pk)
+    assert (outcome.status, run.planned, run.planning_done) == ("done", 30, True)
+    assert CampaignTarget.objects.filter(run=run).count() == 30
 
 
 def test_start_refused_while_a_run_is_active(fleet):
