@@ -25,6 +25,7 @@ import datetime
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from enum import Enum
 from itertools import groupby
 from typing import Any
 
@@ -140,6 +141,36 @@ def copy_rows(table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
                 copy.write_row(row)
 
 
+def copy_text(value: Any) -> str:
+    """One value as a field of COPY's text format."""
+    if value is None:
+        return "\\N"
+    if value is True or value is False:
+        return "t" if value else "f"
+    if isinstance(value, bytes | bytearray | memoryview):
+        return "\\\\x" + bytes(value).hex()
+    if isinstance(value, datetime.datetime | datetime.date):
+        return value.isoformat()
+    text = str(value.value if isinstance(value, Enum) else value)
+    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
+        text = (
+            text.replace("\\", "\\\\")
+            .replace("\t", "\\t")
+            .replace("\n", "\\n")
+            .replace("\r", "\\r")
+        )
+    return text
+
+
+def copy_lines(table: str, columns: tuple[str, ...], lines: list[str]) -> None:
+    """COPY lines already in COPY's text format into `table` (PostgreSQL only)."""
+    with connection.cursor() as cursor:
+        raw = cursor.cursor
+        with raw.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            for start in range(0, len(lines), 2000):
+                copy.write("".join(lines[start : start + 2000]))
+
+
 _JOB_COLUMNS = (
     "id",
     "operation",
@@ -177,6 +208,35 @@ _MESSAGE_COLUMNS = (
     "failure_reason",
     "history",
 )
+
+
+# OtaMessage rows for COPY on PostgreSQL: the columns that repeat from row to row (one text
+# prefix per step shape, formatted once), then the seven that change. psycopg's `write_row`
+# formats each of the 22 values per row (about 5 us a row; this, about 1 us).
+_MESSAGE_SHARED = (1, 2, 5, 6, 8, 9, 10, 11, 12, 15, 16, 17, 18, 19, 20)
+_MESSAGE_OWN = (0, 3, 4, 7, 13, 14, 21)
+_MESSAGE_COPY_COLUMNS = tuple(_MESSAGE_COLUMNS[i] for i in _MESSAGE_SHARED + _MESSAGE_OWN)
+
+
+_NULL = "\\N"
+
+
+def _message_lines(messages: list[tuple]) -> list[str]:
+    prefixes: dict[tuple, str] = {}
+    lines = []
+    for row in messages:
+        shared = tuple(row[i] for i in _MESSAGE_SHARED)
+        prefix = prefixes.get(shared)
+        if prefix is None:
+            prefix = prefixes[shared] = "".join(copy_text(v) + "\t" for v in shared)
+        job_id, _step, _desc, card_id, msisdn, _tar, _kvn, data = row[:8]
+        counter, user_data, history = row[13], row[14], row[21]
+        lines.append(
+            f"{prefix}{job_id}\t{card_id}\t{copy_text(msisdn)}\t\\\\x{data.hex()}\t"
+            f"{_NULL if counter is None else counter}\t{copy_text(user_data)}\t"
+            f"{copy_text(history)}\n"
+        )
+    return lines
 
 
 def plan_bulk_jobs(
@@ -319,7 +379,7 @@ def plan_bulk_jobs(
 
     if is_pg:
         copy_rows(OtaJob._meta.db_table, _JOB_COLUMNS, jobs)
-        copy_rows(OtaMessage._meta.db_table, _MESSAGE_COLUMNS, messages)
+        copy_lines(OtaMessage._meta.db_table, _MESSAGE_COPY_COLUMNS, _message_lines(messages))
     elif jobs:
         # The rows carry JSON as text for COPY; the models' JSON fields want the values.
         created = OtaJob.objects.bulk_create(
