@@ -47,7 +47,7 @@ from campaigns.targeting import filter_subscribers, parse_target_list, source_su
 from cardmgmt import ota
 from cardmgmt.choices import OtaJobState, OtaMessageState
 from cardmgmt.models import OtaJob, OtaMessage, SmscLink
-from cardmgmt.services.bulk import BulkTarget, copy_rows, plan_bulk_jobs
+from cardmgmt.services.bulk import BulkTarget, copy_rows_varying, plan_bulk_jobs
 from portal.audit import record_change, snapshot
 from portal.context import Actor
 from portal.models import AuditAction
@@ -931,7 +931,8 @@ def _plan_rows(
         "updated",
     )
     if connection.vendor == "postgresql":
-        copy_rows(CampaignTarget._meta.db_table, columns, target_rows)
+        # subscriber, card, MSISDN, job vary; run, state, reason and time mostly repeat.
+        copy_rows_varying(CampaignTarget._meta.db_table, columns, target_rows, (1, 2, 3, 4))
     else:
         CampaignTarget.objects.bulk_create(
             CampaignTarget(**dict(zip(columns, row, strict=True))) for row in target_rows

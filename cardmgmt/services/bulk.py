@@ -132,17 +132,10 @@ def _next_ids(model: type, count: int) -> list[int]:
         return [row[0] for row in cursor.fetchall()]
 
 
-def copy_rows(table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
-    """COPY rows into `table` inside the current transaction (PostgreSQL only)."""
-    with connection.cursor() as cursor:
-        raw = cursor.cursor  # the psycopg cursor under Django's wrapper
-        with raw.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-
-
 def copy_text(value: Any) -> str:
     """One value as a field of COPY's text format."""
+    if type(value) is int:
+        return str(value)
     if value is None:
         return "\\N"
     if value is True or value is False:
@@ -160,6 +153,24 @@ def copy_text(value: Any) -> str:
             .replace("\r", "\\r")
         )
     return text
+
+
+def copy_rows_varying(
+    table: str, columns: tuple[str, ...], rows: list[tuple], varying: tuple[int, ...]
+) -> None:
+    """COPY rows whose columns other than `varying` mostly repeat (PostgreSQL only): those
+    are formatted once per distinct combination, the varying ones per row."""
+    shared_columns = tuple(i for i in range(len(columns)) if i not in varying)
+    order = tuple(columns[i] for i in shared_columns + varying)
+    prefixes: dict[tuple, str] = {}
+    lines = []
+    for row in rows:
+        shared = tuple(row[i] for i in shared_columns)
+        prefix = prefixes.get(shared)
+        if prefix is None:
+            prefix = prefixes[shared] = "".join(copy_text(v) + "\t" for v in shared)
+        lines.append(prefix + "\t".join([copy_text(row[i]) for i in varying]) + "\n")
+    copy_lines(table, order, lines)
 
 
 def copy_lines(table: str, columns: tuple[str, ...], lines: list[str]) -> None:
@@ -378,7 +389,8 @@ def plan_bulk_jobs(
         result.sms += len(segments)
 
     if is_pg:
-        copy_rows(OtaJob._meta.db_table, _JOB_COLUMNS, jobs)
+        # id, card, parameters (shared by the chunk's jobs unless per-card data).
+        copy_rows_varying(OtaJob._meta.db_table, _JOB_COLUMNS, jobs, (0, 2, 4))
         copy_lines(OtaMessage._meta.db_table, _MESSAGE_COPY_COLUMNS, _message_lines(messages))
     elif jobs:
         # The rows carry JSON as text for COPY; the models' JSON fields want the values.
