@@ -24,7 +24,7 @@ import logging
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
@@ -227,7 +227,7 @@ def advance_ota_jobs(*, job_ids: list[int]) -> int:
                 "job_id", "step"
             ):
                 messages[message.job_id].append(message)
-            with _advancing_scope(_AdvanceBatch.load(jobs)) as batch:
+            with _bound(_ADVANCING, _AdvanceBatch.load(jobs)) as batch:
                 for job in jobs:
                     _advance(job, messages[job.pk])
                 _update_rows(OtaJob, batch.finished, ["state", "result", "finished"])
@@ -273,18 +273,20 @@ class _AdvanceBatch:
         return cls(versions, installations)
 
 
+_Scoped = TypeVar("_Scoped")
 _ADVANCING: contextvars.ContextVar[_AdvanceBatch | None] = contextvars.ContextVar(
     "advance_batch", default=None
 )
 
 
 @contextlib.contextmanager
-def _advancing_scope(batch: _AdvanceBatch) -> Iterator[_AdvanceBatch]:
-    token = _ADVANCING.set(batch)
+def _bound(var: contextvars.ContextVar[Any], value: _Scoped) -> Iterator[_Scoped]:
+    """`var` holds `value` inside the block (a batch the per-message code looks up)."""
+    token = var.set(value)
     try:
-        yield batch
+        yield value
     finally:
-        _ADVANCING.reset(token)
+        var.reset(token)
 
 
 # A message without a TAR is an SMS for the handset itself (a WAP push), not a secured packet
@@ -929,15 +931,6 @@ _CHUNK: contextvars.ContextVar[_InboundChunk | None] = contextvars.ContextVar(
 )
 
 
-@contextlib.contextmanager
-def _chunk_scope(chunk: _InboundChunk) -> Iterator[_InboundChunk]:
-    token = _CHUNK.set(chunk)
-    try:
-        yield chunk
-    finally:
-        _CHUNK.reset(token)
-
-
 def _save_message(message: OtaMessage, fields: list[str]) -> None:
     """Save now, or with the rest of the chunk being processed."""
     chunk = _CHUNK.get()
@@ -976,7 +969,7 @@ def _process_chunk(inbound_ids: list[int], keys: CardKeys) -> list[InboundMessag
             .filter(pk__in=inbound_ids, verdict=InboundVerdict.PENDING)
             .order_by("pk")
         )
-        with _chunk_scope(_InboundChunk.load(rows, keys)) as chunk:
+        with _bound(_CHUNK, _InboundChunk.load(rows, keys)) as chunk:
             for inbound in rows:
                 _process(inbound, keys)
             chunk.flush()
