@@ -162,15 +162,23 @@ def copy_rows_varying(
     are formatted once per distinct combination, the varying ones per row."""
     shared_columns = tuple(i for i in range(len(columns)) if i not in varying)
     order = tuple(columns[i] for i in shared_columns + varying)
-    prefixes: dict[tuple, str] = {}
-    lines = []
-    for row in rows:
-        shared = tuple(row[i] for i in shared_columns)
-        prefix = prefixes.get(shared)
-        if prefix is None:
-            prefix = prefixes[shared] = "".join(copy_text(v) + "\t" for v in shared)
-        lines.append(prefix + "\t".join([copy_text(row[i]) for i in varying]) + "\n")
+    prefixes = CopyPrefixes()
+    lines = [
+        prefixes[tuple(row[i] for i in shared_columns)]
+        + "\t".join([copy_text(row[i]) for i in varying])
+        + "\n"
+        for row in rows
+    ]
     copy_lines(table, order, lines)
+
+
+class CopyPrefixes(dict[tuple, str]):
+    """The COPY text of a row's repeating columns (with the tab after them), by their values:
+    formatted the first time a combination is seen."""
+
+    def __missing__(self, shared: tuple) -> str:
+        prefix = self[shared] = "".join(copy_text(v) + "\t" for v in shared)
+        return prefix
 
 
 def copy_lines(table: str, columns: tuple[str, ...], lines: list[str]) -> None:
@@ -233,13 +241,10 @@ _NULL = "\\N"
 
 
 def _message_lines(messages: list[tuple]) -> list[str]:
-    prefixes: dict[tuple, str] = {}
+    prefixes = CopyPrefixes()
     lines = []
     for row in messages:
-        shared = tuple(row[i] for i in _MESSAGE_SHARED)
-        prefix = prefixes.get(shared)
-        if prefix is None:
-            prefix = prefixes[shared] = "".join(copy_text(v) + "\t" for v in shared)
+        prefix = prefixes[tuple(row[i] for i in _MESSAGE_SHARED)]
         job_id, _step, _desc, card_id, msisdn, _tar, _kvn, data = row[:8]
         counter, user_data, history = row[13], row[14], row[21]
         lines.append(
