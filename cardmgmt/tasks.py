@@ -24,10 +24,8 @@ def advance_ota_job_task(self, job_id: int) -> str:  # type: ignore[no-untyped-d
 @shared_task(bind=True, name="cardmgmt.advance_ota_jobs", acks_late=True)
 def advance_ota_jobs_task(self, job_ids: list[int]) -> int:  # type: ignore[no-untyped-def]
     """The jobs whose PoRs one inbound chunk confirmed: one task instead of one each."""
-    from cardmgmt.services.delivery import advance_ota_jobs
-
     with request_id_scope(self.request.id):
-        return advance_ota_jobs(job_ids=job_ids)
+        return services.advance_ota_jobs(job_ids=job_ids)
 
 
 @shared_task(bind=True, name="cardmgmt.process_inbound", acks_late=True, max_retries=30)

@@ -63,6 +63,7 @@ __all__ = [
     "Claimed",
     "Inbound",
     "advance_ota_job",
+    "advance_ota_jobs",
     "cancel_ota_job",
     "claim_sendable_messages",
     "expire_overdue_messages",
