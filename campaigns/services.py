@@ -27,7 +27,6 @@ from django.utils import timezone
 
 from campaigns.choices import (
     ACTIVE_RUN_STATES,
-    FINAL_TARGET_STATES,
     OPEN_TARGET_STATES,
     CampaignAction,
     CampaignState,
@@ -1173,7 +1172,3 @@ def _notify(run_id: int) -> None:
         recipient_list=recipients,
         fail_silently=True,
     )
-
-
-def final_states() -> tuple[str, ...]:
-    return tuple(FINAL_TARGET_STATES)

@@ -10,7 +10,7 @@ import csv
 import io
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import IO, Any
 
 from cardmgmt.choices import KeyAlgorithm, SubscriberStatus
@@ -80,14 +80,6 @@ class SubscriberRow:
     segments: list[str]
     iccid: str
     digest: str
-
-
-@dataclass
-class ParsedRows:
-    """What a reader yields: valid rows, or the errors of the bad ones."""
-
-    rows: list = field(default_factory=list)
-    errors: list[RowError] = field(default_factory=list)
 
 
 def iter_csv(stream: IO[bytes]) -> Iterator[tuple[int, list[str]]]:
