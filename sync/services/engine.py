@@ -152,21 +152,21 @@ class _NewRow:
         self.__dict__ = values
 
 
-_DEFAULTS: dict[type, list[tuple[str, Any, bool]]] = {}
+@functools.cache
+def _defaults(model) -> list[tuple[str, Any, bool]]:  # type: ignore[no-untyped-def]
+    """(attname, default, whether the default is called) of each non-key field."""
+    return [
+        (f.attname, f.default, callable(f.default))
+        for f in model._meta.concrete_fields
+        if not f.primary_key
+    ]
 
 
 def _new_row_values(model, **values: Any) -> _NewRow:  # type: ignore[no-untyped-def]
     """`values` (by attname) over the model's field defaults; a callable default (the GUID, an
     empty dict, the time) is called for each row, as a model instance would."""
-    spec = _DEFAULTS.get(model)
-    if spec is None:
-        spec = _DEFAULTS[model] = [
-            (f.attname, f.default, callable(f.default))
-            for f in model._meta.concrete_fields
-            if not f.primary_key
-        ]
     row = {}
-    for name, default, call in spec:
+    for name, default, call in _defaults(model):
         if name in values:
             row[name] = values[name]
         elif default is models.NOT_PROVIDED:
