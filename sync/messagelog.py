@@ -13,7 +13,10 @@ import zlib
 from sync.syncml import SyncML, SyncMLError, parse_message, to_xml
 from sync.syncml.limits import Limits
 
-_LIMITS = Limits(max_bytes=2 * 1024 * 1024, max_depth=48, max_elements=60_000)
+# What the server admits in one request (the engine applies the same): 2 MB, and elements
+# enough for a message of the 1 MB it advertises as MaxMsgSize filled with the smallest Adds
+# (about 12 bytes an element).
+MESSAGE_LIMITS = Limits(max_bytes=2 * 1024 * 1024, max_depth=48, max_elements=100_000)
 _ZLIB_MAGIC = (b"\x78\x01", b"\x78\x5e", b"\x78\x9c", b"\x78\xda")
 
 
@@ -69,7 +72,7 @@ def _render(raw: bytes) -> str:
     if not raw:
         return ""
     try:
-        msg = parse_message(raw, limits=_LIMITS)
+        msg = parse_message(raw, limits=MESSAGE_LIMITS)
     except SyncMLError as exc:
         return f"(not loggable: {exc})"
     return redacted_xml(msg)

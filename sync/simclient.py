@@ -39,6 +39,36 @@ from sync.syncml.auth import AUTH_BASIC, AUTH_MD5, decode_nonce, make_cred
 Post = Callable[[bytes, str, str], tuple[int, bytes]]
 _sessions = itertools.count(1)
 
+# What a handset assumes of a server that names no MaxMsgSize, and the most commands it puts
+# in one message whatever the size (a handset's own working memory).
+DEFAULT_SERVER_MAX_MSG = 16 * 1024
+MAX_COMMANDS_PER_MESSAGE = 2000
+# Bytes of markup around each command's data (CmdID, Meta Type, Item, Source LocURI), and
+# around the message (header, statuses), counted when filling a message.
+COMMAND_OVERHEAD = 160
+MESSAGE_OVERHEAD = 2048
+
+
+def message_batches(changes: list, server_max_msg: int | None) -> list[list]:
+    """The changes cut into messages that each stay under the server's MaxMsgSize (as a real
+    client fills its messages: many small ones cost the server a round trip and a transaction
+    each). Always at least one, possibly empty, message."""
+    budget = (server_max_msg or DEFAULT_SERVER_MAX_MSG) - MESSAGE_OVERHEAD
+    batches: list[list] = [[]]
+    used = 0
+    for change in changes:
+        data = change.items[0].data if change.items else None
+        # XML writes a CR as "&#13;" (CDATA would lose it): four more bytes each.
+        size = COMMAND_OVERHEAD + (len(data.encode()) + 4 * data.count("\r")
+                                   if isinstance(data, str) else 0)  # fmt: skip
+        current = batches[-1]
+        if current and (used + size > budget or len(current) >= MAX_COMMANDS_PER_MESSAGE):
+            batches.append([])
+            current, used = batches[-1], 0
+        current.append(change)
+        used += size
+    return batches
+
 
 @dataclass
 class SimClient:
@@ -60,15 +90,18 @@ class SimClient:
     log: list[SyncML] = field(default_factory=list)
     large_objects: list[tuple] = field(default_factory=list)  # (declared Size, bytes received)
     sent: list[SyncML] = field(default_factory=list)  # what this client posted
+    keep_log: bool = True  # False: `log` and `sent` stay empty (a load generator's memory)
 
     def _send(self, msg: SyncML, url: str) -> SyncML:
         ctype = f"application/vnd.syncml+{self.encoding}"
-        self.sent.append(msg)
+        if self.keep_log:
+            self.sent.append(msg)
         status, body = self.post(serialize_message(msg, self.encoding), ctype, url)
         if status != 200:
             raise RuntimeError(f"HTTP {status}: {body[:200]!r}")
         reply = parse_message(body)
-        self.log.append(reply)
+        if self.keep_log:
+            self.log.append(reply)
         return reply
 
     def _answers(self, reply: SyncML, cmd) -> list:  # type: ignore[no-untyped-def]
@@ -168,8 +201,9 @@ class SimClient:
             self.items[luid] = data
         for luid in deletes or []:
             self.items.pop(luid, None)
-        # Package 3, split so each message stays under the server's limit.
-        batches = [changes[i : i + 200] for i in range(0, len(changes), 200)] or [[]]
+        # Package 3, split so each message stays under the server's MaxMsgSize.
+        server_meta = reply.hdr.meta
+        batches = message_batches(changes, server_meta.max_msg_size if server_meta else None)
         received = 0
         statuses: list = []
         maps: list[MapItem] = []

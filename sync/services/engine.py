@@ -36,7 +36,7 @@ from portal.crypto import SealError, unseal
 from portal.models import AuditAction
 from sync.choices import DeviceEventKind, HeldDeleteStatus, SessionStatus
 from sync.fields import StringListField
-from sync.messagelog import pack_request, redacted_xml
+from sync.messagelog import MESSAGE_LIMITS, pack_request, redacted_xml
 from sync.models import (
     AuthFailure,
     Contact,
@@ -69,7 +69,6 @@ from sync.syncml import (
     Element,
     Get,
     Item,
-    Limits,
     Location,
     Map,
     Meta,
@@ -96,8 +95,8 @@ from sync.syncml.auth import (
 
 log = logging.getLogger("sync.server")
 
-MAX_REQUEST_BYTES = 2 * 1024 * 1024
-LIMITS = Limits(max_bytes=MAX_REQUEST_BYTES, max_depth=48, max_elements=60_000)
+LIMITS = MESSAGE_LIMITS
+MAX_REQUEST_BYTES = LIMITS.max_bytes
 SERVER_MAX_MSG_SIZE = 1024 * 1024
 SERVER_MAX_OBJ_SIZE = 4 * 1024 * 1024
 DEFAULT_CLIENT_MAX_MSG = 64 * 1024

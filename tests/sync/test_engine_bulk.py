@@ -10,7 +10,8 @@ from django.test.utils import CaptureQueriesContext
 
 from sync.merge import content_hash, normalized_keys
 from sync.models import Contact, HeldDelete, ItemMap
-from sync.simclient import SimClient
+from sync.simclient import MESSAGE_OVERHEAD, SimClient, message_batches
+from sync.syncml import Add, Item, Location, Meta, Sync, SyncHdr, SyncML, serialize_message
 
 URL = "http://testserver/syncml"
 ODD_EMAIL = 'Odd"Quote\\Back,slash{x}@Example.org'
@@ -100,3 +101,26 @@ def test_queries_of_a_two_way_session_without_changes(counted, profile, secret):
     assert phone.sync(200)["alert"] == 200
     # package 1, package 3, package 5, as Django counts them (savepoints included)
     assert counted.per_message == [9, 5, 6]
+
+
+@pytest.mark.parametrize("server_max", [8 * 1024, 64 * 1024])
+def test_the_simulated_handset_fills_messages_to_the_servers_max_msg_size(server_max):  # type: ignore[no-untyped-def]
+    """Package 3 cut as a real client cuts it: as few messages as the server's MaxMsgSize
+    allows, each within it once written (CRs escaped, header and markup included)."""
+    adds = [Add(cmd_id=str(i + 10), meta=Meta(type="text/vcard"),
+                items=[Item(source=Location(loc_uri=str(i)), data=card(i) * (1 + i % 5))])
+            for i in range(600)]  # fmt: skip
+    batches = message_batches(adds, server_max)
+    assert [a for b in batches for a in b] == adds  # all of them, in order, once
+    hdr = SyncHdr(ver_dtd="1.2", ver_proto="SyncML/1.2", session_id="1", msg_id="2",
+                  target=Location(loc_uri=URL), source=Location(loc_uri="IMEI:490154203237518"),
+                  meta=Meta(max_msg_size=1024 * 1024))  # fmt: skip
+    sizes = []
+    for batch in batches:
+        sync = Sync(cmd_id="3", target=Location(loc_uri="contacts"),
+                    source=Location(loc_uri="./contacts"), commands=batch)  # fmt: skip
+        sizes.append(len(serialize_message(SyncML(hdr=hdr, final=True, commands=[sync]))))
+    assert max(sizes) <= server_max
+    full = sizes[:-1]  # filled, not cut short (room is kept for the header and statuses)
+    assert sum(full) / len(full) > (server_max - MESSAGE_OVERHEAD) * 0.8
+    assert message_batches([], server_max) == [[]]
