@@ -175,9 +175,12 @@ def _new_row_values(model, **values: Any) -> _NewRow:  # type: ignore[no-untyped
     return _NewRow(row)
 
 
-def _copy_insert(model, objs: list) -> None:  # type: ignore[no-untyped-def]
+def _copy_insert(model, objs: list, json_texts: dict | None = None) -> None:  # type: ignore[no-untyped-def]
     """Insert many new rows (model instances or `_NewRow`): COPY on PostgreSQL (no RETURNING
-    needed: the engine keys rows by GUID), bulk_create elsewhere or for a handful."""
+    needed: the engine keys rows by GUID), bulk_create elsewhere or for a handful.
+
+    `json_texts` remembers the JSON text of each value written, by identity, for a later call
+    in the same message: a new item's fields and its map's shadow are usually one dict."""
     if not objs:
         return
     if connection.vendor != "postgresql" or len(objs) < 20:
@@ -196,12 +199,18 @@ def _copy_insert(model, objs: list) -> None:  # type: ignore[no-untyped-def]
         if not isinstance(f, JSONField) and type(f) not in _PLAIN_FIELDS and not _plain_list(f)
     ]
     names = [f.attname for f in fields]
+    # Keyed by identity: the values are held by `objs` (and the caller's rows) meanwhile.
+    memo = {} if json_texts is None else json_texts
     with connection.cursor() as cur, cur.cursor.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
         for obj in objs:
             d = obj.__dict__
             row = [d[name] for name in names]
             for i in json_cols:  # jsonb takes its text form in a text COPY
-                row[i] = json.dumps(row[i], cls=fields[i].encoder)
+                value, encoder = row[i], fields[i].encoder
+                text = memo.get((id(value), encoder))
+                if text is None:
+                    text = memo[id(value), encoder] = json.dumps(value, cls=encoder)
+                row[i] = text
             for i in list_cols:
                 row[i] = _array_literal(row[i])
             for i in other_cols:
@@ -1216,8 +1225,9 @@ class _Engine:
             if m.pk:
                 changed_maps[m.pk] = m
             self.status(cmd, item_status, source=luid)
-        self._save_rows(model, new_rows, changed_rows)
-        _copy_insert(ItemMap, new_maps)
+        json_texts: dict = {}
+        self._save_rows(model, new_rows, changed_rows, json_texts)
+        _copy_insert(ItemMap, new_maps, json_texts)
         if changed_maps:
             ItemMap.objects.bulk_update(
                 list(changed_maps.values()), ["guid", "shadow", "shadow_hash"]
@@ -1266,13 +1276,13 @@ class _Engine:
             setattr(row, k, v)
         changed_rows[row.guid] = row
 
-    def _save_rows(self, model, new_rows, changed_rows) -> None:  # type: ignore[no-untyped-def]
+    def _save_rows(self, model, new_rows, changed_rows, json_texts=None) -> None:  # type: ignore[no-untyped-def]
         seqs = _next_seqs(len(new_rows) + len(changed_rows))
         now = timezone.now()
         for row, seq in zip([*new_rows, *changed_rows.values()], seqs, strict=True):
             row.seq = seq
             row.updated = now
-        _copy_insert(model, new_rows)
+        _copy_insert(model, new_rows, json_texts)
         if changed_rows:
             names = ["fields", "deleted", "seq", "updated"]
             names += (
