@@ -188,6 +188,11 @@ class CampaignRun(models.Model):
     skipped = models.PositiveIntegerField(default=0)
     total = models.PositiveIntegerField(default=0, help_text="Targets counted at the start")
     counters = models.JSONField(default=dict, blank=True)
+    # Net change of each target state since planning, from the refreshes' folds and the cancel
+    # (a target is written `queued` or `skipped`, counted by its chunk): the counters are the
+    # chunks' sums plus these, so a refresh does not count the run's targets again.
+    state_changes = models.JSONField(default=dict, blank=True)
+    # The ten most frequent reasons of failed targets (all of them: `RunFailureReason`).
     failure_reasons = models.JSONField(default=dict, blank=True)
     samples = models.JSONField(default=list, blank=True)
     created_by = models.CharField(max_length=200)
@@ -309,6 +314,12 @@ class CampaignChunk(models.Model):
     planned_count = models.PositiveIntegerField(default=0)
     skipped_count = models.PositiveIntegerField(default=0)
     claimed_at = models.DateTimeField(default=timezone.now)
+    # When the chunk was planned: the `created` of every OTA job it made, by which a refresh
+    # finds the chunk's finished jobs on the job table's (state, created) index.
+    planned_at = models.DateTimeField(null=True, blank=True)
+    # Targets of the chunk not yet final (queued, submitted or delivered). A chunk at 0 is
+    # left out of the refresh's search for finished jobs.
+    open_targets = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["run", "after"]
@@ -316,3 +327,23 @@ class CampaignChunk(models.Model):
 
     def __str__(self) -> str:
         return f"run {self.run_id}: {self.after}..{self.last}"
+
+
+class RunFailureReason(models.Model):
+    """How many targets of a run failed with one reason (the OTA job's result). Counted as the
+    refresh folds failures, so the run page's reasons cost no scan of the failed targets."""
+
+    run = models.ForeignKey(
+        CampaignRun, on_delete=models.CASCADE, related_name="failure_counts", db_index=False
+    )
+    reason = models.CharField(max_length=300, blank=True)
+    targets = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["run", "-targets", "reason"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "reason"], name="runfailurereason_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id}: {self.targets} x {self.reason}"
