@@ -289,7 +289,8 @@ def main() -> None:
     print(
         f"planned {TARGETS:,} targets in {seconds:.1f} s ({rate:,.0f}/s), chunks of {CHUNK}, "
         f"by {how}; start_run (count) {start_s:.2f} s; peak RSS {peak:.0f} MB; "
-        f"last refresh interval {run.refresh_seconds:.1f} s (10 x its duration, min 2); "
+        f"{len(run.samples)} refreshes, the last one's interval {run.refresh_seconds:.1f} s "
+        f"(10 x its duration, min 2); "
         f"load average after planning {' '.join(load)} (2 cores, shared)"
     )
     submitted, link_s = drain(LINK_SECONDS) if LINK_SECONDS > 0 else (0, 1.0)
