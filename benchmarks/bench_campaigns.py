@@ -246,6 +246,12 @@ class SinkLink:
     def accepted(self) -> int:
         return self.smsc.stats.accepted
 
+    def cpu_seconds(self) -> float:
+        """User plus system CPU time of the link process so far (/proc/<pid>/stat): the
+        link's own cost, apart from the simulator's (a thread of this process)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def __exit__(self, *_exc: object) -> None:
         os.killpg(self.proc.pid, 15)
         self.proc.wait(30)
@@ -265,6 +271,7 @@ def measure(link: SinkLink | None) -> None:
         actor=ACTOR, name="bench", action="trigger_sync", chunk_size=min(CHUNK, 10000)
     )
     sent_before = link.accepted() if link else 0
+    cpu_before = link.cpu_seconds() if link else 0.0
     if WORKERS:
         seconds, peak, run, start_s = plan_with_worker(campaign)
         how = f"a worker of {WORKERS} processes (--concurrency {WORKERS})"
@@ -285,13 +292,18 @@ def measure(link: SinkLink | None) -> None:
         else:
             seconds, peak = plan_all(run)
     sent_planning = (link.accepted() if link else 0) - sent_before
+    cpu_planning = (link.cpu_seconds() if link else 0.0) - cpu_before
     load = Path("/proc/loadavg").read_text().split()[:3]
     alone = 0.0
+    sent_alone = 0
+    cpu_alone = 0.0
     if link:  # then the link on its own, what planning left queued
-        sent_before, t0 = link.accepted(), time.perf_counter()
+        sent_before, t0, cpu_before = link.accepted(), time.perf_counter(), link.cpu_seconds()
         while time.perf_counter() - t0 < LINK_SECONDS and link.accepted() < TARGETS:
             time.sleep(0.2)
-        alone = (link.accepted() - sent_before) / (time.perf_counter() - t0)
+        sent_alone = link.accepted() - sent_before
+        alone = sent_alone / (time.perf_counter() - t0)
+        cpu_alone = link.cpu_seconds() - cpu_before
     run = CampaignRun.objects.get(pk=run.pk)
     persisted = OtaMessage.objects.count()
     targets = CampaignTarget.objects.filter(run=run).count()
@@ -330,6 +342,12 @@ def measure(link: SinkLink | None) -> None:
             f"submits/s while planning ({sent_planning:,} packets), {alone:,.0f} submits/s on "
             f"its own for {LINK_SECONDS:.0f} s afterwards (not a target: an SMSC bind's TPS "
             "is the limit in service; more links add throughput)"
+        )
+        print(
+            "SMPP link process CPU (user + system) per submit: "
+            f"{1e6 * cpu_planning / max(sent_planning, 1):,.0f} µs while planning "
+            f"({cpu_planning:.1f} s), {1e6 * cpu_alone / max(sent_alone, 1):,.0f} µs on its own "
+            f"({cpu_alone:.1f} s)"
         )
 
 

@@ -46,3 +46,33 @@ def test_a_whole_window_waiting_at_once_is_served():
         await bucket.close()
 
     asyncio.run(run())
+
+
+def test_waiters_at_the_same_time_share_one_round_trip():
+    key = f"test-bucket-{uuid.uuid4().hex}"
+
+    async def run() -> int:
+        bucket = RedisTokenBucket(settings.CELERY_BROKER_URL, key, rate=100_000, burst=1000)
+        await asyncio.wait_for(asyncio.gather(*(bucket.acquire() for _ in range(256))), 10)
+        trips = bucket.round_trips
+        await bucket.close()
+        return trips
+
+    # One script call took the 256 tokens (the burst holds them), not one call per token.
+    assert asyncio.run(run()) == 1
+
+
+def test_a_cancelled_waiter_does_not_hold_up_the_others():
+    key = f"test-bucket-{uuid.uuid4().hex}"
+
+    async def run() -> None:
+        bucket = RedisTokenBucket(settings.CELERY_BROKER_URL, key, rate=100, burst=1)
+        await bucket.acquire()  # the bucket is empty now: the next token is 10 ms away
+        doomed = asyncio.ensure_future(bucket.acquire())
+        others = [asyncio.ensure_future(bucket.acquire()) for _ in range(3)]
+        await asyncio.sleep(0)
+        doomed.cancel()
+        await asyncio.wait_for(asyncio.gather(*others), 5)
+        await bucket.close()
+
+    asyncio.run(run())
