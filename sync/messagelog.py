@@ -1,8 +1,8 @@
 """The support log of SyncML messages: cheap to write, rendered (and redacted) when read.
 
 The engine stores each request as received, zlib-compressed, after blanking the credential
-data in place (same length, so XML and WBXML stay well-formed); the reply is stored anyway
-(the resend cache). Display parses the bytes again and writes XML with every ``Cred`` blanked,
+data in place (same length, so XML and WBXML stay well-formed); the reply is stored anyway,
+compressed too (the resend cache). Display parses the bytes again and writes XML with every ``Cred`` blanked,
 so a credential is never shown even for rows written before the in-place blanking.
 """
 
@@ -78,16 +78,35 @@ def _render(raw: bytes) -> str:
     return redacted_xml(msg)
 
 
-def render_request(stored: bytes) -> str:
+def pack_response(body: bytes) -> bytes:
+    """What SyncMessage.response stores: the reply as sent, compressed (level 1). It is the
+    resend cache (`unpack` gives the bytes back); a refresh's reply of a thousand Statuses is
+    150 KB of XML, a tenth of that compressed, and the row is written with every message."""
+    return zlib.compress(body, 1)
+
+
+def unpack(stored: bytes) -> bytes:
+    """The bytes a log column holds, decompressed (rows written before compression, and
+    responses before `pack_response`, are stored as they were: XML starts with '<', WBXML
+    with its version byte, never a zlib header). Raises zlib.error for a corrupt entry."""
+    if stored[:2] in _ZLIB_MAGIC:
+        return zlib.decompress(stored)
+    return stored
+
+
+def _render_stored(stored: bytes) -> str:
     if not stored:
         return ""
-    if stored[:2] in _ZLIB_MAGIC:
-        try:
-            stored = zlib.decompress(stored)
-        except zlib.error:
-            return "(not loggable: corrupt log entry)"
-    return _render(stored)
+    try:
+        raw = unpack(stored)
+    except zlib.error:
+        return "(not loggable: corrupt log entry)"
+    return _render(raw)
+
+
+def render_request(stored: bytes) -> str:
+    return _render_stored(stored)
 
 
 def render_response(stored: bytes) -> str:
-    return _render(stored)
+    return _render_stored(stored)

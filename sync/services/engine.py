@@ -36,7 +36,7 @@ from portal.crypto import SealError, unseal
 from portal.models import AuditAction
 from sync.choices import DeviceEventKind, HeldDeleteStatus, SessionStatus
 from sync.fields import StringListField
-from sync.messagelog import MESSAGE_LIMITS, pack_request, redacted_xml
+from sync.messagelog import MESSAGE_LIMITS, pack_request, pack_response, redacted_xml, unpack
 from sync.models import (
     AuthFailure,
     Contact,
@@ -161,15 +161,19 @@ def _defaults(model) -> list[tuple[str, Any, bool]]:  # type: ignore[no-untyped-
     ]
 
 
-def _new_row_values(model, **values: Any) -> _NewRow:  # type: ignore[no-untyped-def]
+def _new_row_values(model, now: datetime.datetime | None = None, **values: Any) -> _NewRow:  # type: ignore[no-untyped-def]
     """`values` (by attname) over the model's field defaults; a callable default (the GUID, an
-    empty dict, the time) is called for each row, as a model instance would."""
+    empty dict) is called for each row, as a model instance would, except that a time
+    defaulting to now takes `now` when given: the rows of one message share their time, and
+    `timezone.now` (settings read, then the clock) cost as much as the rest of the row."""
     row = {}
     for name, default, call in _defaults(model):
         if name in values:
             row[name] = values[name]
         elif default is models.NOT_PROVIDED:
             row[name] = None
+        elif default is timezone.now and now is not None:
+            row[name] = now
         else:
             row[name] = default() if call else default
     return _NewRow(row)
@@ -433,6 +437,7 @@ class _Engine:
         self._delete_statuses: dict[str, Status] = {}  # GUID -> Status of a Delete (this message)
         self.dev_id = msg.hdr.source.loc_uri if msg.hdr.source else ""
         self.cc = getattr(settings, "SYNC_DEFAULT_COUNTRY_CODE", "+49")
+        self.message_time = timezone.now()  # the time of the rows this message creates
 
     # -- helpers
     def cmd_id(self) -> str:
@@ -511,7 +516,7 @@ class _Engine:
             return None
         SyncMessage.objects.filter(pk=m.pk).update(resent=m.resent + 1)
         ctype = CONTENT_TYPE_WBXML if session.encoding == "wbxml" else CONTENT_TYPE_XML
-        return Reply(bytes(m.response), ctype)
+        return Reply(unpack(bytes(m.response)), ctype)
 
     def _header_status(self, code: int) -> Status:
         hdr = self.msg.hdr
@@ -1267,7 +1272,7 @@ class _Engine:
         values = store.row_values(fields, key)
         if guid is not None:
             values["guid"] = guid
-        row = _new_row_values(model, subscriber_id=subscriber, **values)
+        row = _new_row_values(model, self.message_time, subscriber_id=subscriber, **values)
         new_rows.append(row)
         return row
 
@@ -1559,7 +1564,8 @@ class _Engine:
         session.last_activity = now
         session.message_count += 1
         self._update_counts()
-        message = [msg_id, now, len(self.body), len(out), pack_request(self.body, self.msg), out]
+        message = [msg_id, now, len(self.body), len(out), pack_request(self.body, self.msg),
+                   pack_response(out)]  # fmt: skip
         if session.pk is None:
             _insert_session(session)
             _insert_message(session.pk, message)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
+from sync.messagelog import unpack
 from sync.models import AuthFailure, Contact, HeldDelete, ItemMap, SyncMessage, SyncSession
 from sync.simclient import SimClient
 from sync.syncml import parse_message
@@ -90,13 +91,15 @@ def test_resent_message_gets_the_cached_reply(client, phone, profile):  # type: 
     phone.sync(201, adds={"1": card("Ann", "+491701111111")})
     msg = SyncMessage.objects.order_by("id").all()[1]
     session = msg.session
-    body = parse_message(bytes(msg.response))
+    stored = bytes(msg.response)
+    assert stored[:1] == b"\x78"  # the resend cache is stored compressed
+    body = parse_message(unpack(stored))
     assert body.hdr.resp_uri
     count = Contact.objects.count()
     # Re-POSTing a message of a finished session: same bytes back, nothing applied again.
     from sync.syncml import to_xml
 
-    first_reply = bytes(msg.response)
+    first_reply = unpack(stored)
     request = parse_message(to_xml(phone.log[0]))  # any message; we only need its MsgID form
     assert request is not None
     r = client.post(f"/syncml?sessionid={session.token}", data=_resend_body(msg),
@@ -104,6 +107,12 @@ def test_resent_message_gets_the_cached_reply(client, phone, profile):  # type: 
     assert r.status_code == 200 and r.content == first_reply
     assert Contact.objects.count() == count
     assert SyncMessage.objects.get(pk=msg.pk).resent == 1
+    # A row logged before responses were compressed is served as it is.
+    SyncMessage.objects.filter(pk=msg.pk).update(response=first_reply)
+    r = client.post(f"/syncml?sessionid={session.token}", data=_resend_body(msg),
+                    content_type="application/vnd.syncml+xml")  # fmt: skip
+    assert r.status_code == 200 and r.content == first_reply
+    assert msg.response_log == SyncMessage.objects.get(pk=msg.pk).response_log
 
 
 def _resend_body(msg: SyncMessage) -> bytes:
