@@ -13,8 +13,9 @@ TLVs receipted_message_id and message_state, when present, win over the text.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Final
 
 from cardmgmt.smpp.errors import SmppDecodeError
 from cardmgmt.smpp.pdu import DataSm, DeliverSm, MessageState, is_delivery_receipt
@@ -122,6 +123,20 @@ def parse_receipt(text: bytes | str) -> DeliveryReceipt:
     )
 
 
+class _Unparsed:
+    """The receipt text of an `InboundMessage` not read yet."""
+
+
+_UNPARSED: Final = _Unparsed()
+
+
+def _parse_or_none(payload: bytes) -> DeliveryReceipt | None:
+    try:
+        return parse_receipt(payload)
+    except SmppDecodeError:
+        return None
+
+
 @dataclass(frozen=True, slots=True)
 class InboundMessage:
     """An incoming deliver_sm/data_sm as the application sees it: an MO message or a receipt.
@@ -140,10 +155,24 @@ class InboundMessage:
     is_receipt: bool
     receipted_message_id: str | None = None
     state: int | None = None
-    receipt: DeliveryReceipt | None = None
     network_error_code: tuple[int, int] | None = None
     source_addr_ton: int = 0
     source_addr_npi: int = 0
+    # The parsed text, or _UNPARSED until `receipt` is first read.
+    _receipt: DeliveryReceipt | _Unparsed | None = field(
+        default=_UNPARSED, repr=False, compare=False
+    )
+
+    @property
+    def receipt(self) -> DeliveryReceipt | None:
+        """The receipt's text parsed; None for an MO or a text that cannot be read. Read on
+        first use when the TLVs gave the id and the state: the SMPP link needs only those, and
+        the text costs more than the rest of the PDU (the regular expression, two dates)."""
+        receipt = self._receipt
+        if isinstance(receipt, _Unparsed):
+            receipt = _parse_or_none(self.payload) if self.is_receipt else None
+            object.__setattr__(self, "_receipt", receipt)
+        return receipt
 
     @property
     def text(self) -> str:
@@ -156,22 +185,20 @@ class InboundMessage:
     @classmethod
     def from_pdu(cls, pdu: DeliverSm | DataSm) -> InboundMessage:
         payload = pdu.payload
-        receipt = None
+        receipt: DeliveryReceipt | _Unparsed | None = _UNPARSED
         receipted_id = None
         state = None
         is_receipt = is_delivery_receipt(pdu.esm_class)
         if is_receipt:
             receipted_id = pdu.receipted_message_id
             state = pdu.message_state
-            try:
-                receipt = parse_receipt(payload)
-            except SmppDecodeError:
-                receipt = None
-            if receipt is not None:
-                if receipted_id is None:
-                    receipted_id = receipt.message_id
-                if state is None:
-                    state = receipt.state
+            if receipted_id is None or state is None:
+                receipt = _parse_or_none(payload)
+                if receipt is not None:
+                    if receipted_id is None:
+                        receipted_id = receipt.message_id
+                    if state is None:
+                        state = receipt.state
         return cls(
             source_addr=pdu.source_addr,
             destination_addr=pdu.destination_addr,
@@ -182,8 +209,8 @@ class InboundMessage:
             is_receipt=is_receipt,
             receipted_message_id=receipted_id,
             state=state,
-            receipt=receipt,
             network_error_code=pdu.network_error_code,
             source_addr_ton=pdu.source_addr_ton,
             source_addr_npi=pdu.source_addr_npi,
+            _receipt=receipt,
         )

@@ -401,6 +401,31 @@ def test_inbound_message_from_receipt_prefers_tlvs():
     assert not message.delivered
 
 
+def test_receipt_text_is_read_only_when_asked_for_if_the_tlvs_say_it_all(monkeypatch):
+    from cardmgmt.smpp import dlr
+
+    calls = []
+    monkeypatch.setattr(
+        dlr, "parse_receipt", lambda text: calls.append(text) or parse_receipt(text)
+    )
+    text = b"id:fromtext sub:001 dlvrd:001 submit date:2601011200 done date:2601011201 stat:UNDELIV err:011 text:"
+    pdu = DeliverSm(
+        esm_class=0x04, short_message=text, tlvs=receipt_tlvs("fromtlv", MessageState.DELIVERED)
+    )
+    message = InboundMessage.from_pdu(decode_pdu(pdu.encode()))
+    assert (message.receipted_message_id, message.state, calls) == (
+        "fromtlv",
+        MessageState.DELIVERED,
+        [],
+    )
+    assert message.receipt.err == "011" and message.receipt.stat == "UNDELIV"
+    assert message.receipt is message.receipt and calls == [text]  # read once
+    # Without the TLVs the text is read at once: it gives the id and the state.
+    message = InboundMessage.from_pdu(DeliverSm(esm_class=0x04, short_message=text))
+    assert (message.receipted_message_id, message.state) == ("fromtext", MessageState.UNDELIVERABLE)
+    assert len(calls) == 2
+
+
 def test_inbound_message_from_text_only_receipt():
     pdu = DeliverSm(esm_class=0x04, short_message=b"id:42 stat:DELIVRD err:000")
     message = InboundMessage.from_pdu(pdu)
