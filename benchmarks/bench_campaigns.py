@@ -231,9 +231,11 @@ class SinkLink:
             password="secret", source_addr="12345", tps=100_000, window=16,
         )  # fmt: skip
         env = dict(os.environ, PYTHONPATH=f"{_settings_dir}:{ROOT}")
+        self.log = ROOT / "data" / "bench" / "campaigns-link.log"
+        self.log.parent.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
             [sys.executable, "manage.py", "run_smpp_link"], cwd=ROOT, env=env,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            stdout=self.log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
         deadline = time.monotonic() + 60
         while self.smsc.stats.binds == 0:
