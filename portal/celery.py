@@ -1,5 +1,6 @@
 """The Celery application shared by every worker, the scheduler and the web tier."""
 
+import gc
 import os
 
 from celery import Celery, signals
@@ -22,3 +23,12 @@ def _drop_unusable_connections(**_kwargs: object) -> None:
     if connection.in_atomic_block:
         return
     close_old_connections()
+
+
+@signals.worker_process_init.connect
+def _freeze_start_up_objects(**_kwargs: object) -> None:
+    """As portal/wsgi.py does for the web tier: what the pool process inherited (Django, the
+    apps, Celery) goes to the collector's permanent generation, so the full collections that
+    a chunk of thousands of targets triggers walk only the objects tasks made."""
+    gc.collect()
+    gc.freeze()

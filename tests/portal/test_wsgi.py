@@ -1,4 +1,4 @@
-"""The WSGI entry point (gunicorn's `portal.wsgi`) starts ready to serve SyncML at speed."""
+"""The web and worker entry points start with their start-up objects out of the collector's way."""
 
 from __future__ import annotations
 
@@ -28,3 +28,24 @@ def test_start_up_objects_are_frozen_out_of_the_collectors_way():
     assert probe["views"]
     assert probe["frozen"] > 50_000  # Django, DRF and the apps
     assert probe["tracked"] < probe["frozen"] / 10
+
+
+WORKER_PROBE = """
+import gc, json
+import django
+django.setup()
+from celery import signals
+import portal.celery
+before = gc.get_freeze_count()
+signals.worker_process_init.send(sender=None)
+print(json.dumps({"before": before, "after": gc.get_freeze_count()}))
+"""
+
+
+def test_a_celery_pool_process_freezes_what_it_inherited():
+    env = dict(os.environ, DJANGO_SETTINGS_MODULE="portal.settings", PYTHONPATH=str(ROOT))
+    out = subprocess.run([sys.executable, "-c", WORKER_PROBE], cwd=ROOT, env=env, check=True,
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    probe = json.loads(out.stdout.strip().splitlines()[-1])
+    assert probe["before"] == 0
+    assert probe["after"] > 50_000
