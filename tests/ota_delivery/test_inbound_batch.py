@@ -170,3 +170,49 @@ def test_chunks_agree_with_one_by_one_and_jobs_finish_together(sent):
     # Again: nothing to do, nothing written.
     assert delivery.advance_ota_jobs(job_ids=confirmed_jobs) == 0
     assert AuditEntry.objects.count() - before == 4
+
+
+def test_a_batch_of_deliver_sm_is_one_insert_and_each_kind_is_kept(sent):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    link, answers = sent
+    msisdns = dict(OtaMessage.objects.values_list("pk", "msisdn"))
+    first = min(answers)
+    messages = [
+        receipt(answers[first][0], msisdns[first]),
+        por(answers[first][1]),
+        delivery.Inbound(source_addr="4917990100", payload=b"hello", is_receipt=False),
+    ]
+    with CaptureQueriesContext(connection) as queries:
+        ids = delivery.record_inbound(link=link, messages=messages)
+    inserts = [q for q in queries.captured_queries if q["sql"].startswith("INSERT")]
+    assert len(inserts) == 1
+    stored = InboundMessage.objects.filter(pk__in=ids).order_by("pk")
+    assert [(m.kind, m.link_id, m.receipted_id, m.receipt_state) for m in stored] == [
+        ("receipt", link.pk, answers[first][0], "DELIVRD"),
+        ("por", link.pk, "", ""),
+        ("other", link.pk, "", ""),
+    ]
+    assert bytes(stored[2].payload) == b"hello" and stored[0].source_addr == msisdns[first][1:]
+
+
+def test_a_claim_is_one_statement_single_card_operations_first(sent):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    link, _answers = sent
+    ids = sorted(OtaMessage.objects.values_list("pk", flat=True))
+    # Back in the queue: the first three as a campaign's (priority 50), the rest single-card.
+    OtaMessage.objects.update(state="queued", link=None, submitted_at=None, priority=0)
+    OtaMessage.objects.filter(pk__in=ids[:3]).update(priority=50)
+    with CaptureQueriesContext(connection) as queries:
+        claimed = delivery.claim_sendable_messages(link=link, limit=4)
+    assert len(queries.captured_queries) == 1
+    assert [m.pk for m in claimed] == [*ids[3:], ids[0]]
+    assert [len(m.user_data) for m in claimed] == [1, 1, 1, 1]
+    assert set(
+        OtaMessage.objects.filter(pk__in=[m.pk for m in claimed]).values_list("state", "link")
+    ) == {("submitted", link.pk)}
+    rest = delivery.claim_sendable_messages(link=link, limit=4)
+    assert [m.pk for m in rest] == ids[1:3]  # nothing claimed twice
