@@ -613,15 +613,25 @@ RETURNING priority, id, attempt, msisdn, user_data
 """
 
 
+# The claim reads `otamessage_sendable` in order and stops after `limit` rows. Left to the
+# statistics, a table that grew by a campaign since it was last analysed (a million rows
+# COPYed in a minute) is planned as a bitmap scan of every queued row and a sort of them all
+# under the row locks (no top-N sort below LockRows; it spills to disk): 100-200 ms per claim
+# with a few hundred thousand queued, one database core busy with the link's claims.
+_CLAIM_PLAN = "SET LOCAL enable_sort = off"
+
+
 def claim_sendable_messages(*, link: SmscLink, limit: int) -> list[Claimed]:
     """Take queued messages for one link (single-card operations first) and mark them
     submitted before anything is sent: a crash after this never resends their counter.
-    On PostgreSQL one statement (skip-locked select and update), so link processes side by
-    side never claim the same message; `id = ANY(ARRAY(...))` keeps the update on the primary
+    On PostgreSQL one statement (skip-locked select and update, planned as an ordered index
+    scan whatever the statistics say), so link processes side by side never claim the same
+    message; `id = ANY(ARRAY(...))` keeps the update on the primary
     key (with `IN (...)` the planner hashes a scan of the whole table)."""
     now = timezone.now()
     if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(_CLAIM_PLAN)
             cursor.execute(
                 _CLAIM_SQL,
                 [OtaMessageState.SUBMITTED, now, link.pk, OtaMessageState.QUEUED, limit],

@@ -55,4 +55,11 @@ class Command(BaseCommand):
             loop.add_signal_handler(sig, stop.set)
         runners = [LinkRunner(link, rate_limiter=rate_limiter_for(link)) for link in links]
         self.stdout.write(f"running links: {', '.join(link.name for link in links)}")
-        await asyncio.gather(*(runner.run(stop) for runner in runners))
+        try:
+            await asyncio.gather(*(runner.run(stop) for runner in runners))
+        finally:
+            # The Redis buckets' connections, closed while their event loop still runs.
+            for runner in runners:
+                close = getattr(runner.rate_limiter, "close", None)
+                if close is not None:
+                    await close()
