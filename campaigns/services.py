@@ -17,6 +17,7 @@ import json
 import logging
 import time
 import zoneinfo
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -1056,33 +1057,88 @@ _INDEX_LOOKUPS_ONLY = (
 _PLANNER_DEFAULTS = "RESET enable_seqscan; RESET enable_hashjoin; RESET enable_mergejoin; RESET jit"
 
 
-def _fold_outcomes(run: CampaignRun, now: datetime.datetime) -> list[TargetMove]:
-    """Targets take their OTA job's outcome; returns the targets moved. Runs under the
-    refresh's lock (`_refresh_lock`)."""
+# Job ids folded per statement: a refresh after a long interval (or a backlog of receipts)
+# may move hundreds of thousands of targets, and neither they nor their moves are held at once.
+FOLD_SLICE = 5000
+
+
+class FoldSummary:
+    """What a refresh's folds moved, summed as they go: net changes by state, targets closed
+    by chunk, failures by reason. Its size does not depend on how many targets moved."""
+
+    def __init__(self, run: CampaignRun) -> None:
+        self.run = run
+        self.changes: dict[str, int] = {}
+        self.closed_by_chunk: dict[int, int] = {}
+        self.failed: dict[str, int] = {}
+        self.moved = 0
+        self._chunks: list[tuple[int, int, int]] | None = None
+
+    def _chunk_of(self, subscriber_id: int) -> int | None:
+        if self._chunks is None:
+            # Read once, after the jobs to fold were: every chunk whose targets a fold can
+            # see was committed before then. A chunk holds the subscribers after < id <= last.
+            self._chunks = list(
+                CampaignChunk.objects.filter(run=self.run, open_targets__gt=0)
+                .order_by("after")
+                .values_list("pk", "after", "last")
+            )
+            self._starts = [after for _pk, after, _last in self._chunks]
+        index = bisect.bisect_left(self._starts, subscriber_id) - 1
+        if index < 0 or subscriber_id > self._chunks[index][2]:
+            return None
+        return self._chunks[index][0]
+
+    def add(self, moves: Iterable[TargetMove]) -> None:
+        for move in moves:
+            self.moved += 1
+            self.changes[move.old_state] = self.changes.get(move.old_state, 0) - 1
+            self.changes[move.new_state] = self.changes.get(move.new_state, 0) + 1
+            if move.new_state == TargetState.FAILED:
+                self.failed[move.reason] = self.failed.get(move.reason, 0) + 1
+            if move.new_state not in OPEN_TARGET_STATES:
+                pk = self._chunk_of(move.subscriber_id)
+                if pk is None:
+                    # Cannot happen while every open target's chunk counts it. Left open, the
+                    # chunk would only cost its finished jobs' look-up at each refresh.
+                    log.error(
+                        "campaign run %s: no open chunk for subscriber %s",
+                        self.run.pk,
+                        move.subscriber_id,
+                    )
+                    continue
+                self.closed_by_chunk[pk] = self.closed_by_chunk.get(pk, 0) + 1
+
+
+def _fold_outcomes(run: CampaignRun, now: datetime.datetime) -> FoldSummary:
+    """Targets take their OTA job's outcome, `FOLD_SLICE` jobs per statement; returns what
+    moved. Runs under the refresh's lock (`_refresh_lock`)."""
+    summary = FoldSummary(run)
     if connection.vendor != "postgresql":
-        return _fold_outcomes_portable(run, now)
+        summary.add(_fold_outcomes_portable(run, now))
+        return summary
     planned_at = list(
         CampaignChunk.objects.filter(run=run, open_targets__gt=0, planned_at__isnull=False)
         .order_by()
         .values_list("planned_at", flat=True)
         .distinct()
     )
-    with connection.cursor() as cursor:
+    # The job ids stay in the driver's result buffer (client-side cursor), a slice at a time
+    # in Python; the folds go through a second cursor.
+    with connection.cursor() as jobs, connection.cursor() as cursor:
         cursor.execute(_INDEX_LOOKUPS_ONLY)
         try:
-            cursor.execute(_CHANGED_JOBS, [planned_at, run.pk])
-            job_ids = [row[0] for row in cursor.fetchall()]
-            if not job_ids:
-                return []
-            cursor.execute(_FOLD, [job_ids, run.pk, now])
-            return [TargetMove(*row) for row in cursor.fetchall()]
+            jobs.execute(_CHANGED_JOBS, [planned_at, run.pk])
+            while job_ids := [row[0] for row in jobs.fetchmany(FOLD_SLICE)]:
+                cursor.execute(_FOLD, [job_ids, run.pk, now])
+                summary.add(TargetMove(*row) for row in cursor.fetchall())
         finally:
             cursor.execute(_PLANNER_DEFAULTS)
+    return summary
 
 
-def _fold_outcomes_portable(run: CampaignRun, now: datetime.datetime) -> list[TargetMove]:
+def _fold_outcomes_portable(run: CampaignRun, now: datetime.datetime) -> Iterator[TargetMove]:
     """Every open target looked at (SQLite: `make run`'s demo sizes)."""
-    moves = []
     mapping = {"done": "confirmed", "failed": "failed", "cancelled": "cancelled"}
     targets = CampaignTarget.objects.filter(run=run, state__in=OPEN_TARGET_STATES).select_related(
         "job"
@@ -1101,8 +1157,7 @@ def _fold_outcomes_portable(run: CampaignRun, now: datetime.datetime) -> list[Ta
             target.state = last.state
         target.updated = now
         target.save(update_fields=["state", "reason", "updated"])
-        moves.append(TargetMove(target.subscriber_id, old_state, target.state, target.reason))
-    return moves
+        yield TargetMove(target.subscriber_id, old_state, target.state, target.reason)
 
 
 def _add_state_changes(run: CampaignRun, changes: dict[str, int]) -> None:
@@ -1113,49 +1168,22 @@ def _add_state_changes(run: CampaignRun, changes: dict[str, int]) -> None:
     run.state_changes = {state: n for state, n in totals.items() if n}
 
 
-def _record_moves(run: CampaignRun, moves: list[TargetMove]) -> None:
+def _record_moves(run: CampaignRun, summary: FoldSummary) -> None:
     """What the folds moved, into the run's state changes (saved by the caller), the open
     targets of their chunks and the failure reasons' counts."""
-    if not moves:
+    if not summary.moved:
         return
-    changes: dict[str, int] = {}
-    for move in moves:
-        changes[move.old_state] = changes.get(move.old_state, 0) - 1
-        changes[move.new_state] = changes.get(move.new_state, 0) + 1
-    _add_state_changes(run, changes)
-    closed = sorted(m.subscriber_id for m in moves if m.new_state not in OPEN_TARGET_STATES)
-    if closed:
-        # A chunk holds the subscribers after < id <= last; its targets closed, by chunk.
-        chunks = list(
-            CampaignChunk.objects.filter(run=run, open_targets__gt=0)
-            .order_by("after")
-            .values_list("pk", "after", "last")
-        )
-        starts = [after for _pk, after, _last in chunks]
-        by_chunk: dict[int, int] = {}
-        for subscriber_id in closed:
-            index = bisect.bisect_left(starts, subscriber_id) - 1
-            if index < 0 or subscriber_id > chunks[index][2]:
-                # Cannot happen while every open target's chunk counts it. Left open, the
-                # chunk would only cost its finished jobs' look-up at each refresh.
-                log.error("campaign run %s: no open chunk for subscriber %s", run.pk, subscriber_id)
-                continue
-            pk = chunks[index][0]
-            by_chunk[pk] = by_chunk.get(pk, 0) + 1
-        for pk, n in by_chunk.items():
-            CampaignChunk.objects.filter(pk=pk).update(open_targets=F("open_targets") - n)
-    failed: dict[str, int] = {}
-    for move in moves:
-        if move.new_state == TargetState.FAILED:
-            failed[move.reason] = failed.get(move.reason, 0) + 1
-    if failed:
+    _add_state_changes(run, summary.changes)
+    for pk, n in summary.closed_by_chunk.items():
+        CampaignChunk.objects.filter(pk=pk).update(open_targets=F("open_targets") - n)
+    if summary.failed:
         table = RunFailureReason._meta.db_table
         with connection.cursor() as cursor:
             cursor.executemany(
                 f"INSERT INTO {table} (run_id, reason, targets) VALUES (%s, %s, %s) "
                 f"ON CONFLICT (run_id, reason) DO UPDATE "
                 f"SET targets = {table}.targets + excluded.targets",
-                [(run.pk, reason, n) for reason, n in failed.items()],
+                [(run.pk, reason, n) for reason, n in summary.failed.items()],
             )
 
 
@@ -1249,12 +1277,13 @@ def refresh_run(*, run_id: int, now: datetime.datetime | None = None) -> Campaig
             and 0 <= (now - run.refreshed_at).total_seconds() < REFRESH_SECONDS / 2
         ):
             return run  # a duplicate chain: let the other one carry on
-        moves: list[TargetMove] = []
+        moved = None
         if run.state in (RunState.RUNNING, RunState.PAUSED):
             # A confirmed push records the card's record version in OTA delivery itself.
-            moves = _fold_outcomes(run, now)
+            moved = _fold_outcomes(run, now)
         run = CampaignRun.objects.select_for_update().select_related("campaign").get(pk=run_id)
-        _record_moves(run, moves)
+        if moved is not None:
+            _record_moves(run, moved)
         # After the fold: the sums take in every chunk whose targets it saw. This also heals
         # a planner that died between its chunk's commit and its sum.
         _sum_chunks_locked(run)

@@ -12,6 +12,7 @@ import importlib
 
 import pytest
 from django.apps import apps
+from django.db import connection
 from django.db.models import Count
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -264,3 +265,27 @@ def test_the_migration_counts_the_runs_there_are(fleet):
     run = clock.refresh(run)
     assert run.counters == expected | {"delivered": 0, "confirmed": 2}
     assert_exact(run)
+
+
+def test_a_refresh_folds_its_jobs_a_slice_at_a_time_and_holds_only_sums(fleet, monkeypatch):
+    """A refresh after a long interval may move most of a run: the job ids are folded
+    `FOLD_SLICE` at a time and only the sums of what moved are kept, with the same counters."""
+    monkeypatch.setattr(services, "FOLD_SLICE", 4)
+    clock = Clock()
+    run = planned_run()
+    clock.refresh(run)
+    all_jobs = jobs(run)
+    for n, job in enumerate(all_jobs[:23]):
+        if n % 3 == 0:
+            finish(job, "done")
+        elif n % 3 == 1:
+            finish(job, "failed", f"PoR: reason {n % 2}")
+        else:
+            packet(job, "submitted")
+    with CaptureQueriesContext(connection) as ctx:
+        clock.refresh(run)
+    folds = [q for q in ctx.captured_queries if "UPDATE campaigns_campaigntarget" in q["sql"]]
+    assert len(folds) == 6  # 23 jobs moved, 4 a statement
+    assert_exact(run)
+    counters = CampaignRun.objects.get(pk=run.pk).counters
+    assert (counters["confirmed"], counters["failed"], counters["submitted"]) == (8, 8, 7)
