@@ -1127,13 +1127,13 @@ def _fold_outcomes(run: CampaignRun, now: datetime.datetime) -> FoldSummary:
     # in Python; the folds go through a second cursor.
     with connection.cursor() as jobs, connection.cursor() as cursor:
         cursor.execute(_INDEX_LOOKUPS_ONLY)
-        try:
-            jobs.execute(_CHANGED_JOBS, [planned_at, run.pk])
-            while job_ids := [row[0] for row in jobs.fetchmany(FOLD_SLICE)]:
-                cursor.execute(_FOLD, [job_ids, run.pk, now])
-                summary.add(TargetMove(*row) for row in cursor.fetchall())
-        finally:
-            cursor.execute(_PLANNER_DEFAULTS)
+        jobs.execute(_CHANGED_JOBS, [planned_at, run.pk])
+        while job_ids := [row[0] for row in jobs.fetchmany(FOLD_SLICE)]:
+            cursor.execute(_FOLD, [job_ids, run.pk, now])
+            summary.add(TargetMove(*row) for row in cursor.fetchall())
+        # Not in a `finally`: after an error the transaction is rolled back, and the settings
+        # (SET LOCAL) with it; a RESET would only fail again and hide the first error.
+        cursor.execute(_PLANNER_DEFAULTS)
     return summary
 
 
