@@ -18,13 +18,18 @@ print(json.dumps({"frozen": gc.get_freeze_count(), "tracked": len(gc.get_objects
 """
 
 
+def run_probe(code: str) -> dict:
+    """`code` in a fresh interpreter (freezing is for the whole process); its last line."""
+    env = dict(os.environ, DJANGO_SETTINGS_MODULE="portal.settings", PYTHONPATH=str(ROOT))
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True,
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def test_start_up_objects_are_frozen_out_of_the_collectors_way():
     """Start-up's objects sit in the permanent generation, views imported first: a full
     collection in a request then walks only what requests made (docs/sync.md)."""
-    env = dict(os.environ, DJANGO_SETTINGS_MODULE="portal.settings", PYTHONPATH=str(ROOT))
-    out = subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, env=env, check=True,
-                         capture_output=True, text=True, timeout=120)  # fmt: skip
-    probe = json.loads(out.stdout.strip().splitlines()[-1])
+    probe = run_probe(PROBE)
     assert probe["views"]
     assert probe["frozen"] > 50_000  # Django, DRF and the apps
     assert probe["tracked"] < probe["frozen"] / 10
@@ -43,9 +48,6 @@ print(json.dumps({"before": before, "after": gc.get_freeze_count()}))
 
 
 def test_a_celery_pool_process_freezes_what_it_inherited():
-    env = dict(os.environ, DJANGO_SETTINGS_MODULE="portal.settings", PYTHONPATH=str(ROOT))
-    out = subprocess.run([sys.executable, "-c", WORKER_PROBE], cwd=ROOT, env=env, check=True,
-                         capture_output=True, text=True, timeout=120)  # fmt: skip
-    probe = json.loads(out.stdout.strip().splitlines()[-1])
+    probe = run_probe(WORKER_PROBE)
     assert probe["before"] == 0
     assert probe["after"] > 50_000
