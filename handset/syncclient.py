@@ -8,8 +8,9 @@ One `SyncClient` per handset account; `sync()` runs one session for the configur
   datastore with its anchors (``Last`` from the previous session, a new ``Next``);
 * package 3: per datastore a ``Sync`` with what changed since the last completed session
   (two-way, one-way from client), every item (slow, refresh from client) or nothing (from
-  server), split over messages below the server's ``MaxMsgSize``; an item too large for one
-  message goes as a large object (``Size`` on the first chunk, ``MoreData`` on all but the last);
+  server), split over messages below the server's ``MaxMsgSize`` and the phone's own; an item
+  too large for one message goes as a large object (``Size`` on the first chunk, ``MoreData``
+  on all but the last);
 * package 4: the server's changes, possibly over several messages (we answer with our statuses
   and ``Alert 222``) and in chunks (``213`` per chunk, ``424`` on a size mismatch);
 * package 5: statuses and a ``Map`` of the LUIDs given to the server's additions; package 6
@@ -339,7 +340,8 @@ class _Session:
         if reply.hdr.resp_uri:
             self.url = reply.hdr.resp_uri
         if reply.hdr.meta and reply.hdr.meta.max_msg_size:
-            self.server_max_msg = reply.hdr.meta.max_msg_size
+            # The phone builds its messages in its own buffer too: the smaller limit holds.
+            self.server_max_msg = min(reply.hdr.meta.max_msg_size, self.c.max_msg_size)
         for cmd in reply.commands:
             is_header = isinstance(cmd, Status) and cmd.cmd_ref == "0"
             if is_header and cmd.chal and cmd.chal.meta and cmd.chal.meta.next_nonce:

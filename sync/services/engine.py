@@ -1535,7 +1535,9 @@ class _Engine:
             target=Location(loc_uri=self.dev_id),
             source=Location(loc_uri=hdr.target.loc_uri if hdr.target else self.endpoint_url),
             resp_uri=resp_uri,
-            meta=Meta(max_msg_size=min(SERVER_MAX_MSG_SIZE, self.state["max_msg"])),
+            # What this server accepts (MaxMsgSize in a header is its sender's own limit),
+            # not the client's: a handset's small buffer limits our replies, not its messages.
+            meta=Meta(max_msg_size=SERVER_MAX_MSG_SIZE),
         )
         commands: list = [self.header_status, *self.statuses]
         for c in commands:

@@ -395,3 +395,18 @@ def test_push_params_needs_a_sync_profile(subscriber):  # type: ignore[no-untype
     with pytest.raises(ValidationError):
         services.applet_operation_parameters(card=card, operation="push_params")
     assert services.record_card_version_for_card(actor=ACTOR, card=card, version=1) is None
+
+
+def test_the_server_states_its_own_max_msg_size_whatever_the_handsets(post, profile, secret):  # type: ignore[no-untyped-def]
+    """MaxMsgSize in a header is what its sender takes: a handset with a 4 KB buffer gets
+    replies cut to 4 KB, and is told the server takes up to its own limit."""
+    from sync.services.engine import SERVER_MAX_MSG_SIZE
+
+    small = SimClient(post=post, url=URL, username=profile.username, password=secret,
+                      max_msg_size=4096)  # fmt: skip
+    small.sync(201, adds={str(i): f"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:P{i}\r\nN:P{i}\r\nEND:VCARD\r\n"
+                          for i in range(60)})  # fmt: skip
+    assert {reply.hdr.meta.max_msg_size for reply in small.log} == {SERVER_MAX_MSG_SIZE}
+    # The handset filled its package 3 to the server's limit: one message for the 60 cards.
+    syncs = [m for m in small.sent if any(c.NAME == "Sync" for c in m.commands)]
+    assert len(syncs) == 1
