@@ -17,6 +17,7 @@ import json
 import logging
 import time
 import zoneinfo
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -53,6 +54,7 @@ from cardmgmt.models import OtaJob, OtaMessage, SmscLink
 from cardmgmt.services.bulk import BulkTarget, copy_rows_varying, plan_bulk_jobs
 from portal.audit import record_change, snapshot
 from portal.context import Actor
+from portal.db import planner_settings
 from portal.models import AuditAction
 
 log = logging.getLogger(__name__)
@@ -1050,11 +1052,12 @@ RETURNING moved.subscriber_id, moved.old_state, moved.new_state, COALESCE(moved.
 # subquery (`OFFSET 0` keeps it from being flattened into a join), on the job's index alone
 # (`run_id + 0` and `state || ''` keep the run's indexes out; the message state's own index
 # likewise), and for these statements only, nested loops and no JIT.
-_INDEX_LOOKUPS_ONLY = (
-    "SET LOCAL enable_seqscan = off; SET LOCAL enable_hashjoin = off; "
-    "SET LOCAL enable_mergejoin = off; SET LOCAL jit = off"
-)
-_PLANNER_DEFAULTS = "RESET enable_seqscan; RESET enable_hashjoin; RESET enable_mergejoin; RESET jit"
+_INDEX_LOOKUPS_ONLY = {
+    "enable_seqscan": "off",
+    "enable_hashjoin": "off",
+    "enable_mergejoin": "off",
+    "jit": "off",
+}
 
 
 # Job ids folded per statement: a refresh after a long interval (or a backlog of receipts)
@@ -1068,11 +1071,12 @@ class FoldSummary:
 
     def __init__(self, run: CampaignRun) -> None:
         self.run = run
-        self.changes: dict[str, int] = {}
-        self.closed_by_chunk: dict[int, int] = {}
-        self.failed: dict[str, int] = {}
+        self.changes: Counter[str] = Counter()
+        self.closed_by_chunk: Counter[int] = Counter()
+        self.failed: Counter[str] = Counter()
         self.moved = 0
         self._chunks: list[tuple[int, int, int]] | None = None
+        self._starts: list[int] = []
 
     def _chunk_of(self, subscriber_id: int) -> int | None:
         if self._chunks is None:
@@ -1092,10 +1096,10 @@ class FoldSummary:
     def add(self, moves: Iterable[TargetMove]) -> None:
         for move in moves:
             self.moved += 1
-            self.changes[move.old_state] = self.changes.get(move.old_state, 0) - 1
-            self.changes[move.new_state] = self.changes.get(move.new_state, 0) + 1
+            self.changes[move.old_state] -= 1
+            self.changes[move.new_state] += 1
             if move.new_state == TargetState.FAILED:
-                self.failed[move.reason] = self.failed.get(move.reason, 0) + 1
+                self.failed[move.reason] += 1
             if move.new_state not in OPEN_TARGET_STATES:
                 pk = self._chunk_of(move.subscriber_id)
                 if pk is None:
@@ -1107,7 +1111,7 @@ class FoldSummary:
                         move.subscriber_id,
                     )
                     continue
-                self.closed_by_chunk[pk] = self.closed_by_chunk.get(pk, 0) + 1
+                self.closed_by_chunk[pk] += 1
 
 
 def _fold_outcomes(run: CampaignRun, now: datetime.datetime) -> FoldSummary:
@@ -1125,15 +1129,15 @@ def _fold_outcomes(run: CampaignRun, now: datetime.datetime) -> FoldSummary:
     )
     # The job ids stay in the driver's result buffer (client-side cursor), a slice at a time
     # in Python; the folds go through a second cursor.
-    with connection.cursor() as jobs, connection.cursor() as cursor:
-        cursor.execute(_INDEX_LOOKUPS_ONLY)
+    with (
+        connection.cursor() as jobs,
+        connection.cursor() as cursor,
+        planner_settings(cursor, **_INDEX_LOOKUPS_ONLY),
+    ):
         jobs.execute(_CHANGED_JOBS, [planned_at, run.pk])
         while job_ids := [row[0] for row in jobs.fetchmany(FOLD_SLICE)]:
             cursor.execute(_FOLD, [job_ids, run.pk, now])
             summary.add(TargetMove(*row) for row in cursor.fetchall())
-        # Not in a `finally`: after an error the transaction is rolled back, and the settings
-        # (SET LOCAL) with it; a RESET would only fail again and hide the first error.
-        cursor.execute(_PLANNER_DEFAULTS)
     return summary
 
 

@@ -2,8 +2,9 @@
 
 The engine stores each request as received, zlib-compressed, after blanking the credential
 data in place (same length, so XML and WBXML stay well-formed); the reply is stored anyway,
-compressed too (the resend cache). Display parses the bytes again and writes XML with every ``Cred`` blanked,
-so a credential is never shown even for rows written before the in-place blanking.
+compressed too (the resend cache). Display parses the bytes again and writes XML with every
+``Cred`` blanked, so a credential is never shown even for rows written before the in-place
+blanking.
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ def unpack(stored: bytes) -> bytes:
     return stored
 
 
-def _render_stored(stored: bytes) -> str:
+def render_request(stored: bytes) -> str:
     if not stored:
         return ""
     try:
@@ -104,9 +105,5 @@ def _render_stored(stored: bytes) -> str:
     return _render(raw)
 
 
-def render_request(stored: bytes) -> str:
-    return _render_stored(stored)
-
-
-def render_response(stored: bytes) -> str:
-    return _render_stored(stored)
+# Both columns are stored (packed) and shown the same way.
+render_response = render_request

@@ -54,6 +54,7 @@ from cardmgmt.services.inventory import allocate_counter
 from portal import crypto
 from portal.audit import record_change, snapshot
 from portal.context import Actor
+from portal.db import planner_settings
 from portal.models import AuditAction
 
 log = logging.getLogger(__name__)
@@ -618,7 +619,7 @@ RETURNING priority, id, attempt, msisdn, user_data
 # COPYed in a minute) is planned as a bitmap scan of every queued row and a sort of them all
 # under the row locks (no top-N sort below LockRows; it spills to disk): 100-200 ms per claim
 # with a few hundred thousand queued, one database core busy with the link's claims.
-_CLAIM_PLAN = "SET LOCAL enable_sort = off"
+_CLAIM_PLAN = {"enable_sort": "off"}
 
 
 def claim_sendable_messages(*, link: SmscLink, limit: int) -> list[Claimed]:
@@ -630,8 +631,11 @@ def claim_sendable_messages(*, link: SmscLink, limit: int) -> list[Claimed]:
     key (with `IN (...)` the planner hashes a scan of the whole table)."""
     now = timezone.now()
     if connection.vendor == "postgresql":
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(_CLAIM_PLAN)
+        with (
+            transaction.atomic(),
+            connection.cursor() as cursor,
+            planner_settings(cursor, **_CLAIM_PLAN),
+        ):
             cursor.execute(
                 _CLAIM_SQL,
                 [OtaMessageState.SUBMITTED, now, link.pk, OtaMessageState.QUEUED, limit],

@@ -225,14 +225,17 @@ def test_a_claim_reads_the_queued_in_order_and_sorts_nothing(sent):
     from django.db import connection, transaction
     from django.utils import timezone
 
+    from portal.db import planner_settings
+
     OtaMessage.objects.update(state="queued", link=None, submitted_at=None)
     link, _answers = sent
     with transaction.atomic(), connection.cursor() as cursor:
         # Index reads made dear, as misleading statistics make them: a sort would win.
         cursor.execute("SET LOCAL random_page_cost = 10000")
-        cursor.execute(delivery._CLAIM_PLAN)
-        cursor.execute(
-            "EXPLAIN " + delivery._CLAIM_SQL, ["submitted", timezone.now(), link.pk, "queued", 4]
-        )
-        plan = "\n".join(row[0] for row in cursor.fetchall())
+        with planner_settings(cursor, **delivery._CLAIM_PLAN):
+            cursor.execute(
+                "EXPLAIN " + delivery._CLAIM_SQL,
+                ["submitted", timezone.now(), link.pk, "queued", 4],
+            )
+            plan = "\n".join(row[0] for row in cursor.fetchall())
     assert "otamessage_sendable" in plan and "Sort" not in plan, plan
